@@ -1,0 +1,56 @@
+# Every target installs what it needs into .venv first, so each works on a fresh clone.
+# CI (.ci/run) runs `make test` (the README's test command) and `make lint`.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Compiled crates are cached outside the clone, so fresh clones on one machine rebuild fast.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/distilabel-rs/target
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-rust test-python lint format bench build-release clean
+
+help: ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python ## Build the Rust extension into .venv with the test extras
+	$(BIN)/pip install --quiet 'maturin>=1.9.4,<2'
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --quiet --profile ci --extras test
+
+demo: install ## Install, then run the main job: examples/quickstart.py
+	$(BIN)/python examples/quickstart.py
+
+test: install test-rust test-python ## Install, then run the Rust and Python tests
+
+test-rust: ## Rust core tests (no Python involved)
+	cargo test --quiet -p distilabel-rs-core
+
+test-python: ## Python tests, including the differential suite against distilabel 1.5.3
+	$(BIN)/python -m pytest tests -q
+
+lint: $(BIN)/python ## cargo fmt/clippy and ruff, as CI runs them
+	$(BIN)/pip install --quiet 'ruff>=0.6'
+	cargo fmt --all -- --check
+	cargo clippy --quiet --all-targets -- -D warnings
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(BIN)/python ## Format Rust and Python sources
+	$(BIN)/pip install --quiet 'ruff>=0.6'
+	cargo fmt --all
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install ## Side-by-side benchmarks against distilabel 1.5.3 (minutes)
+	$(BIN)/python benches/bench_grouping.py
+
+build-release: $(BIN)/python ## Build the release abi3 wheel into dist/
+	$(BIN)/pip install --quiet 'maturin>=1.9.4,<2'
+	$(BIN)/maturin build --release --out dist
+
+clean: ## Remove .venv and build outputs
+	rm -rf $(VENV) dist

@@ -1,0 +1,455 @@
+"""`LLM` and `AsyncLLM`: distilabel 1.5.3's base classes, field for field.
+
+What differs from distilabel is underneath: response grouping (`merge_responses`) runs in
+the Rust core in one pass, and objects stay picklable whatever state they are in (see
+COMPATIBILITY.md).
+"""
+
+import asyncio
+import inspect
+import json
+import logging
+import os
+import sys
+import time
+from abc import ABC, abstractmethod
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from distilabel_rs._core import merge_responses as _merge_responses
+from distilabel_rs.constants import SIGINT_HANDLER_CALLED_ENV_NAME
+from distilabel_rs.errors import DistilabelNotImplementedError, DistilabelUserError
+from distilabel_rs.exceptions import DistilabelOfflineBatchGenerationNotFinishedException
+from distilabel_rs.mixins.runtime_parameters import RuntimeParameter, RuntimeParametersModelMixin
+from distilabel_rs.utils.docstring import parse_google_docstring
+from distilabel_rs.utils.serialization import _Serializable
+
+if TYPE_CHECKING:
+    from logging import Logger
+
+    from distilabel_rs.typing import (
+        FormattedInput,
+        GenerateOutput,
+        HiddenState,
+        InstructorStructuredOutputType,
+        StandardInput,
+        StructuredOutputType,
+    )
+    from distilabel_rs.utils.docstring import Docstring
+
+__all__ = ["LLM", "AsyncLLM", "merge_responses"]
+
+_OFFLINE_BATCH_PAGE = "sections/how_to_guides/advanced/offline-batch-generation/"
+_INSTRUCTOR_PAGE = "sections/how_to_guides/advanced/structured_generation/#instructor"
+_STOP_POLLING_MESSAGE = (
+    "Received a KeyboardInterrupt. Stopping polling for checking if the offline batch"
+    " generation is finished..."
+)
+
+
+class LLM(RuntimeParametersModelMixin, BaseModel, _Serializable, ABC):
+    """Base class of every LLM.
+
+    A subclass implements `model_name` and `generate` (returning `num_generations`
+    generations per input), and may override `load` (calling `super().load()`, which sets
+    up the logger) and `offline_batch_generate`.
+
+    Attributes:
+        generation_kwargs: the kwargs given to `generate`/`agenerate` by pipelines.
+        use_offline_batch_generation: generate through `offline_batch_generate`.
+        offline_batch_generation_block_until_done: if set, poll the offline batch jobs
+            every that many seconds until their results are ready.
+        jobs_ids: the offline batch jobs created so far (set by `offline_batch_generate`).
+        _logger: the LLM's logger, created by `load`.
+    """
+
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True,
+        protected_namespaces=(),
+        validate_default=True,
+        validate_assignment=True,
+        extra="forbid",
+    )
+
+    generation_kwargs: Optional[RuntimeParameter[Dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="The kwargs to be propagated to either `generate` or `agenerate`"
+        " methods within each `LLM`.",
+    )
+    use_offline_batch_generation: Optional[RuntimeParameter[bool]] = Field(
+        default=False,
+        description="Whether to use the `offline_batch_generate` method to generate the responses.",
+    )
+    offline_batch_generation_block_until_done: Optional[RuntimeParameter[int]] = Field(
+        default=None,
+        # "ofline" is distilabel's spelling; the description is part of the contract.
+        description="If provided, then polling will be done until the `ofline_batch_generate`"
+        " method is able to retrieve the results. The value indicate the time to wait between"
+        " each polling.",
+    )
+
+    jobs_ids: Union[Tuple[str, ...], None] = Field(default=None)
+    _logger: "Logger" = PrivateAttr(None)
+
+    def load(self) -> None:
+        """Prepares the LLM for generating; subclasses call it from their own `load`."""
+        self._logger = logging.getLogger(f"distilabel.llm.{self.model_name}")
+
+    def unload(self) -> None:
+        """Releases what `load` acquired."""
+
+    @property
+    @abstractmethod
+    def model_name(self) -> str:
+        """The name of the model behind the LLM."""
+
+    def get_generation_kwargs(self) -> Dict[str, Any]:
+        """The kwargs pipelines pass to `generate` (the field itself, not a copy).
+
+        Returns:
+            `generation_kwargs`.
+        """
+        return self.generation_kwargs  # type: ignore[return-value]
+
+    @abstractmethod
+    def generate(
+        self,
+        inputs: List["FormattedInput"],
+        num_generations: int = 1,
+        **kwargs: Any,
+    ) -> List["GenerateOutput"]:
+        """Generates `num_generations` generations for each input.
+
+        Args:
+            inputs: the inputs, each a conversation in the OpenAI chat format.
+            num_generations: how many generations per input.
+            **kwargs: generation parameters.
+        """
+
+    def generate_outputs(
+        self,
+        inputs: List["FormattedInput"],
+        num_generations: int = 1,
+        **kwargs: Any,
+    ) -> List["GenerateOutput"]:
+        """What pipelines call: `generate`, or the offline batch path when enabled
+        (polling until done when `offline_batch_generation_block_until_done` is set)."""
+        if not self.use_offline_batch_generation:
+            return self.generate(inputs=inputs, num_generations=num_generations, **kwargs)
+        if self.offline_batch_generation_block_until_done is not None:
+            return self._offline_batch_generate_polling(
+                inputs=inputs, num_generations=num_generations, **kwargs
+            )
+        # Raises the not-finished exception at once while the jobs run.
+        return self.offline_batch_generate(inputs=inputs, num_generations=num_generations, **kwargs)
+
+    def _offline_batch_generate_polling(
+        self,
+        inputs: List["FormattedInput"],
+        num_generations: int = 1,
+        **kwargs: Any,
+    ) -> List["GenerateOutput"]:
+        """Calls `offline_batch_generate` until it returns, sleeping between calls.
+
+        Stops with the not-finished exception (carrying `jobs_ids`) on Ctrl-C, or when a
+        pipeline worker has recorded a SIGINT in the `sigint_handler_called` environment
+        variable.
+
+        Args:
+            inputs: the inputs.
+            num_generations: how many generations per input.
+            **kwargs: generation parameters.
+
+        Returns:
+            The outputs, one per input.
+        """
+        block = self.offline_batch_generation_block_until_done
+        while True:
+            try:
+                try:
+                    return self.offline_batch_generate(
+                        inputs=inputs, num_generations=num_generations, **kwargs
+                    )
+                except DistilabelOfflineBatchGenerationNotFinishedException as e:
+                    self._logger.info(
+                        f"Waiting for the offline batch generation to finish: {e}. Sleeping"
+                        f" for {block} seconds before trying to get the results again."
+                    )
+                    # Pipeline workers ignore SIGINT and record it in this variable instead.
+                    if os.getenv(SIGINT_HANDLER_CALLED_ENV_NAME) is not None:
+                        self._logger.info(_STOP_POLLING_MESSAGE)
+                        raise
+                time.sleep(block)  # type: ignore[arg-type]
+            except KeyboardInterrupt as e:
+                # Also while sleeping, where distilabel lets it escape (COMPATIBILITY.md).
+                self._logger.info(_STOP_POLLING_MESSAGE)
+                raise DistilabelOfflineBatchGenerationNotFinishedException(
+                    jobs_ids=self.jobs_ids  # type: ignore[arg-type]
+                ) from e
+
+    def get_last_hidden_states(self, inputs: List["StandardInput"]) -> List["HiddenState"]:
+        """The last hidden states of the model for each input, if the LLM can give them.
+
+        Args:
+            inputs: the conversations.
+
+        Returns:
+            One array of shape [num_tokens, hidden_size] per input.
+        """
+        raise NotImplementedError(
+            f"Method `get_last_hidden_states` is not implemented for `{type(self).__name__}`"
+        )
+
+    def _prepare_structured_output(
+        self, structured_output: "StructuredOutputType"
+    ) -> Union[Any, None]:
+        """Builds what guided generation needs; LLMs that support it override this.
+
+        Args:
+            structured_output: the structured output configuration.
+
+        Returns:
+            Whatever the LLM's guided generation uses.
+        """
+        raise NotImplementedError(
+            f"Guided generation is not implemented for `{type(self).__name__}`"
+        )
+
+    def offline_batch_generate(
+        self,
+        inputs: Union[List["FormattedInput"], None] = None,
+        num_generations: int = 1,
+        **kwargs: Any,
+    ) -> List["GenerateOutput"]:
+        """Generates through a provider's offline batch API.
+
+        The first call creates the jobs, stores their ids in `jobs_ids` and raises
+        `DistilabelOfflineBatchGenerationNotFinishedException`; later calls return the
+        outputs once the jobs are done, or raise that exception again.
+
+        Args:
+            inputs: the inputs (not needed once `jobs_ids` is set).
+            num_generations: how many generations per input.
+            **kwargs: generation parameters.
+
+        Returns:
+            The outputs, one per input.
+        """
+        raise DistilabelNotImplementedError(
+            f"`offline_batch_generate` is not implemented for `{type(self).__name__}`",
+            page=_OFFLINE_BATCH_PAGE,
+        )
+
+
+class AsyncLLM(LLM):
+    """Base class of LLMs that generate one input at a time with `async def agenerate`;
+    `generate` runs those coroutines concurrently.
+
+    Attributes:
+        _event_loop: the event loop `generate` runs on.
+    """
+
+    # An unannotated private class attribute: pydantic makes it a private attribute that
+    # `load()` may reassign per instance (providers that cannot return `n` generations).
+    _num_generations_param_supported = True
+    _event_loop: "asyncio.AbstractEventLoop" = PrivateAttr(default=None)
+    _new_event_loop: bool = PrivateAttr(default=False)
+
+    @property
+    def generate_parameters(self) -> List[inspect.Parameter]:
+        """The parameters of `agenerate`, which are the generation kwargs.
+
+        Returns:
+            The parameters of the bound method, in order.
+        """
+        return list(inspect.signature(self.agenerate).parameters.values())
+
+    @cached_property
+    def generate_parsed_docstring(self) -> "Docstring":
+        """The parsed docstring of `agenerate` (computed once per object).
+
+        Returns:
+            The parsed docstring.
+        """
+        return parse_google_docstring(self.agenerate)
+
+    @property
+    def event_loop(self) -> "asyncio.AbstractEventLoop":
+        """The loop `generate` runs on: the running loop if there is one, else a new loop
+        owned by this object (closed when it is deleted). Set as the thread's current loop
+        on every access."""
+        if self._event_loop is None:
+            try:
+                self._event_loop = asyncio.get_running_loop()
+                if self._event_loop.is_closed():
+                    self._event_loop = asyncio.new_event_loop()
+                    self._new_event_loop = True
+            except RuntimeError:
+                self._event_loop = asyncio.new_event_loop()
+                self._new_event_loop = True
+        asyncio.set_event_loop(self._event_loop)
+        return self._event_loop
+
+    @abstractmethod
+    async def agenerate(
+        self, input: "FormattedInput", num_generations: int = 1, **kwargs: Any
+    ) -> "GenerateOutput":
+        """Generates `num_generations` generations for one input."""
+
+    async def _agenerate(
+        self, inputs: List["FormattedInput"], num_generations: int = 1, **kwargs: Any
+    ) -> List["GenerateOutput"]:
+        """Runs `agenerate` for every input concurrently, outputs in input order.
+
+        When the provider cannot return several generations per request, runs one request
+        per input and generation, then groups them per input.
+
+        Args:
+            inputs: the inputs.
+            num_generations: how many generations per input.
+            **kwargs: generation parameters.
+
+        Returns:
+            The outputs, one per input.
+        """
+        if self._num_generations_param_supported:
+            return await asyncio.gather(
+                *[
+                    asyncio.create_task(
+                        self.agenerate(input=input, num_generations=num_generations, **kwargs)
+                    )
+                    for input in inputs
+                ]
+            )
+        outputs = await asyncio.gather(
+            *[
+                asyncio.create_task(self.agenerate(input=input, **kwargs))
+                for input in inputs
+                for _ in range(num_generations)
+            ]
+        )
+        return merge_responses(outputs, n=num_generations)
+
+    def generate(
+        self,
+        inputs: List["FormattedInput"],
+        num_generations: int = 1,
+        **kwargs: Any,
+    ) -> List["GenerateOutput"]:
+        """Generates for every input by running `agenerate` concurrently, and waits.
+
+        Args:
+            inputs: the inputs.
+            num_generations: how many generations per input.
+            **kwargs: generation parameters.
+
+        Returns:
+            The outputs, one per input.
+        """
+        return self.event_loop.run_until_complete(
+            self._agenerate(inputs=inputs, num_generations=num_generations, **kwargs)
+        )
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # An event loop belongs to one process: a pickled copy (a pipeline worker, a Ray
+        # actor) makes its own on first use instead of failing to pickle this one.
+        state = super().__getstate__()
+        private = dict(state.get("__pydantic_private__") or {})
+        private.update(_event_loop=None, _new_event_loop=False)
+        state["__pydantic_private__"] = private
+        return state
+
+    def __del__(self) -> None:
+        """Closes the event loop this object created, if any."""
+        if sys.meta_path is None:  # interpreter shutdown
+            return
+        private = getattr(self, "__pydantic_private__", None) or {}
+        loop = private.get("_event_loop")
+        if private.get("_new_event_loop") and loop is not None:
+            if loop.is_running():
+                loop.stop()
+            loop.close()
+
+    @staticmethod
+    def _prepare_structured_output(  # type: ignore[override]
+        structured_output: "InstructorStructuredOutputType",
+        client: Any = None,
+        framework: Optional[str] = None,
+    ) -> Dict[str, Union[str, Any]]:
+        """Wraps `client` with `instructor` and stores a pydantic schema as JSON schema.
+
+        Args:
+            structured_output: the configuration; a pydantic `schema` is replaced in place
+                by its JSON schema (what gets serialized).
+            client: the client to wrap.
+            framework: the provider's name for `instructor`.
+
+        Returns:
+            `{"client": wrapped}`, plus `"structured_output"` when the schema was converted.
+        """
+        from distilabel_rs.models.llms._structured import prepare_instructor
+
+        result: Dict[str, Any] = {
+            "client": prepare_instructor(
+                client, mode=structured_output.get("mode"), framework=framework
+            )
+        }
+        schema = structured_output.get("schema")
+        if not schema:
+            raise DistilabelUserError(
+                f"The `structured_output` argument must contain a schema: {structured_output}",
+                page=_INSTRUCTOR_PAGE,
+            )
+        if inspect.isclass(schema) and issubclass(schema, BaseModel):
+            structured_output["schema"] = schema.model_json_schema()  # type: ignore[typeddict-item]
+            result["structured_output"] = structured_output
+        return result
+
+    @staticmethod
+    def _prepare_kwargs(
+        arguments: Dict[str, Any], structured_output: Dict[str, Any]
+    ) -> Dict[str, Any]:
+        """Adds `instructor`'s `response_model` and `max_retries` to `arguments`.
+
+        Args:
+            arguments: the request kwargs (updated in place).
+            structured_output: the configuration; a JSON schema (dict or string) is turned
+                into a pydantic model.
+
+        Returns:
+            `arguments`.
+        """
+        schema = structured_output.get("schema", {})
+        if not (inspect.isclass(schema) and issubclass(schema, BaseModel)):
+            from distilabel_rs.models.llms._structured import json_schema_to_model
+
+            if isinstance(schema, str):
+                schema = json.loads(schema)
+            try:
+                schema = json_schema_to_model(schema)
+            except Exception as e:
+                raise ValueError(
+                    "Failed to convert the schema to a pydantic model, the model is too"
+                    f" complex currently: {e}"
+                ) from e
+        arguments.update(response_model=schema, max_retries=structured_output.get("max_retries", 1))
+        return arguments
+
+
+def merge_responses(responses: List["GenerateOutput"], n: int = 1) -> List["GenerateOutput"]:
+    """Groups every `n` consecutive single-generation responses into one per input.
+
+    Runs in the Rust core in one pass (distilabel's is quadratic); same output and errors.
+
+    Args:
+        responses: the outputs of `agenerate`, input-major.
+        n: generations per input.
+
+    Returns:
+        One merged output per input: first generation of each response, statistics and
+        extra keys (those of the first response) as lists; `input_tokens` and
+        `output_tokens` always first.
+    """
+    return _merge_responses(responses, n)

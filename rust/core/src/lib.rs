@@ -1,0 +1,12 @@
+//! Pure-Rust core of distilabel-rs.
+//!
+//! Nothing here knows about Python: the binding crate (`rust/python`) adapts Python objects
+//! to the small traits defined in each module, so every algorithm can be tested with
+//! `cargo test` alone.
+//!
+//! - [`grouping`]: group `n` single-generation responses per input (distilabel's
+//!   `merge_responses`), in one pass.
+//! - [`chunking`]: split a stream into fixed-size chunks with distilabel's `grouper` policies.
+
+pub mod chunking;
+pub mod grouping;
