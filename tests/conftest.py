@@ -13,6 +13,25 @@ def zoo(request: pytest.FixtureRequest) -> Any:
     return zoo_rs if request.param == "rs" else zoo_dl
 
 
+# The runtime parameters distilabel_rs adds to `AsyncLLM` (the fan-out engine's), in order.
+FANOUT_FIELDS = [
+    "max_concurrency",
+    "max_request_retries",
+    "retry_backoff_base",
+    "retry_backoff_max",
+    "requests_per_minute",
+    "error_policy",
+    "progress_bar",
+]
+
+
+def without_fanout_fields(value: Any) -> Any:
+    """A dump, names dict or info list without the fan-out engine's fields."""
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in FANOUT_FIELDS}
+    return [item for item in value if item.get("name") not in FANOUT_FIELDS]
+
+
 def same_modules(value: Any) -> Any:
     """`value` with the zoo module names made equal, to compare dumps across libraries."""
     if isinstance(value, dict):

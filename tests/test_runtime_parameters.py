@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, ValidationError
 import tests.zoo.dl as zoo_dl
 import tests.zoo.rs as zoo_rs
 from distilabel_rs.mixins.runtime_parameters import RuntimeParameter, RuntimeParametersMixin
+from tests.conftest import FANOUT_FIELDS, without_fanout_fields
 
 ZOO_CLASSES = [
     "DummyLLM",
@@ -22,9 +23,22 @@ ZOO_CLASSES = [
 @pytest.mark.parametrize("name", ZOO_CLASSES)
 def test_names_and_info_match_distilabel(name: str) -> None:
     ours, theirs = getattr(zoo_rs, name)(), getattr(zoo_dl, name)()
-    assert ours.runtime_parameters_names == theirs.runtime_parameters_names
-    assert list(ours.runtime_parameters_names) == list(theirs.runtime_parameters_names)
-    assert ours.get_runtime_parameters_info() == theirs.get_runtime_parameters_info()
+    names = without_fanout_fields(ours.runtime_parameters_names)
+    assert names == theirs.runtime_parameters_names
+    assert list(names) == list(theirs.runtime_parameters_names)
+    info = without_fanout_fields(ours.get_runtime_parameters_info())
+    assert info == theirs.get_runtime_parameters_info()
+
+
+def test_async_llms_add_the_fan_out_runtime_parameters_with_descriptions() -> None:
+    names = zoo_rs.DummyAsyncLLM().runtime_parameters_names
+    fanout = [name for name in names if name in FANOUT_FIELDS]
+    assert fanout == FANOUT_FIELDS
+    assert all(names[name] is True for name in FANOUT_FIELDS)  # all optional
+    info = {i["name"]: i for i in zoo_rs.DummyAsyncLLM().get_runtime_parameters_info()}
+    assert all(info[name]["description"] for name in FANOUT_FIELDS)
+    assert "FANOUT" not in str(zoo_rs.DummyLLM().runtime_parameters_names)
+    assert not set(FANOUT_FIELDS) & set(zoo_rs.DummyLLM().runtime_parameters_names)
 
 
 def test_dummy_llm_names_and_info() -> None:

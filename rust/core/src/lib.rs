@@ -6,7 +6,10 @@
 //!
 //! - [`grouping`]: group `n` single-generation responses per input (distilabel's
 //!   `merge_responses`), in one pass.
+//! - [`fanout`]: the decisions of the bounded fan-out of requests (order, retries, rate
+//!   limit, progress).
 //! - [`chunking`]: split a stream into fixed-size chunks with distilabel's `grouper` policies.
 
 pub mod chunking;
+pub mod fanout;
 pub mod grouping;

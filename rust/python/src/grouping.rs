@@ -36,9 +36,7 @@ impl<'py> ResponseHost for PythonResponses<'py> {
     }
 
     fn first_generation(&self, response: &Self::Response) -> PyResult<Self::Value> {
-        response
-            .get_item(intern!(self.py, "generations"))?
-            .get_item(0)
+        first(&item(response, intern!(self.py, "generations"))?)
     }
 
     fn visit_first_statistics(
@@ -46,17 +44,23 @@ impl<'py> ResponseHost for PythonResponses<'py> {
         response: &Self::Response,
         visit: &mut dyn FnMut(Self::Key, Self::Value) -> PyResult<()>,
     ) -> PyResult<()> {
-        let statistics = response.get_item(intern!(self.py, "statistics"))?;
+        let statistics = item(response, intern!(self.py, "statistics"))?;
+        if let Ok(dict) = statistics.cast_exact::<PyDict>() {
+            for (key, values) in dict.iter() {
+                visit(key, first(&values)?)?;
+            }
+            return Ok(());
+        }
         for key in statistics.try_iter()? {
             let key = key?;
-            let first = statistics.get_item(&key)?.get_item(0)?;
-            visit(key, first)?;
+            let values = statistics.get_item(&key)?;
+            visit(key, first(&values)?)?;
         }
         Ok(())
     }
 
     fn first_extra(&self, response: &Self::Response, key: &Self::Key) -> PyResult<Self::Value> {
-        response.get_item(key)?.get_item(0)
+        first(&item(response, key)?)
     }
 
     fn key(&self, name: &'static str) -> Self::Key {
@@ -67,6 +71,31 @@ impl<'py> ResponseHost for PythonResponses<'py> {
         // Identity first: the common case is the same interned string.
         Ok(a.is(b) || a.eq(b)?)
     }
+}
+
+/// `container[key]`: a direct lookup for plain dicts (what `agenerate` returns), Python's
+/// item access otherwise and for missing keys (so the `KeyError` is Python's own).
+fn item<'py>(
+    container: &Bound<'py, PyAny>,
+    key: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if let Ok(dict) = container.cast_exact::<PyDict>()
+        && let Some(value) = dict.get_item(key)?
+    {
+        return Ok(value);
+    }
+    container.get_item(key)
+}
+
+/// `values[0]`: a direct read for non-empty plain lists, Python's item access otherwise (so
+/// an empty list raises Python's own `IndexError`).
+fn first<'py>(values: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if let Ok(list) = values.cast_exact::<PyList>()
+        && !list.is_empty()
+    {
+        return list.get_item(0);
+    }
+    values.get_item(0)
 }
 
 /// Groups every `n` consecutive single-generation responses into one response per input.

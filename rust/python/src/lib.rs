@@ -3,6 +3,7 @@
 
 mod chunking;
 mod errors;
+mod fanout;
 mod grouping;
 
 use pyo3::prelude::*;
@@ -11,6 +12,8 @@ use pyo3::prelude::*;
 mod _core {
     #[pymodule_export]
     use crate::chunking::Grouper;
+    #[pymodule_export]
+    use crate::fanout::FanOutScheduler;
     #[pymodule_export]
     use crate::grouping::merge_responses;
 

@@ -11,18 +11,41 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from abc import ABC, abstractmethod
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    ClassVar,
+    Dict,
+    List,
+    Literal,
+    Optional,
+    Tuple,
+    Type,
+    Union,
+)
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+)
 
 from distilabel_rs._core import merge_responses as _merge_responses
 from distilabel_rs.constants import SIGINT_HANDLER_CALLED_ENV_NAME
 from distilabel_rs.errors import DistilabelNotImplementedError, DistilabelUserError
 from distilabel_rs.exceptions import DistilabelOfflineBatchGenerationNotFinishedException
 from distilabel_rs.mixins.runtime_parameters import RuntimeParameter, RuntimeParametersModelMixin
+from distilabel_rs.models.llms import _fanout, _sync
 from distilabel_rs.utils.docstring import parse_google_docstring
 from distilabel_rs.utils.serialization import _Serializable
 
@@ -43,6 +66,11 @@ __all__ = ["LLM", "AsyncLLM", "merge_responses"]
 
 _OFFLINE_BATCH_PAGE = "sections/how_to_guides/advanced/offline-batch-generation/"
 _INSTRUCTOR_PAGE = "sections/how_to_guides/advanced/structured_generation/#instructor"
+_LOCK_CREATION = threading.Lock()
+if hasattr(os, "register_at_fork"):
+    # A fork while another thread holds it would leave it locked forever in the child.
+    os.register_at_fork(after_in_child=lambda: globals().update(_LOCK_CREATION=threading.Lock()))
+
 _STOP_POLLING_MESSAGE = (
     "Received a KeyboardInterrupt. Stopping polling for checking if the offline batch"
     " generation is finished..."
@@ -245,7 +273,12 @@ class LLM(RuntimeParametersModelMixin, BaseModel, _Serializable, ABC):
 
 class AsyncLLM(LLM):
     """Base class of LLMs that generate one input at a time with `async def agenerate`;
-    `generate` runs those coroutines concurrently.
+    `generate` runs those coroutines concurrently, at most `max_concurrency` at once, with
+    retries, a rate limit and an error policy decided by the Rust core.
+
+    A subclass declares which of its errors are worth retrying in `_retryable_exceptions`
+    (or overrides `_is_retryable`); a retry-after hint the error carries is honoured (see
+    `_retry_after`).
 
     Attributes:
         _event_loop: the event loop `generate` runs on.
@@ -256,6 +289,54 @@ class AsyncLLM(LLM):
     _num_generations_param_supported = True
     _event_loop: "asyncio.AbstractEventLoop" = PrivateAttr(default=None)
     _new_event_loop: bool = PrivateAttr(default=False)
+    # The process that created `_event_loop` (forked children make their own).
+    _event_loop_pid: Optional[int] = PrivateAttr(default=None)
+    _generate_lock: Optional[Any] = PrivateAttr(default=None)
+    _generate_lock_pid: Optional[int] = PrivateAttr(default=None)
+    _progress_callback: Optional[Callable[["_fanout.FanOutProgress"], Any]] = PrivateAttr(
+        default=None
+    )
+    # Seed of the retry jitter; `None` seeds from the clock. Tests fix it.
+    _fanout_seed: Optional[int] = PrivateAttr(default=None)
+
+    _retryable_exceptions: ClassVar[Tuple[Type[BaseException], ...]] = ()
+
+    max_concurrency: RuntimeParameter[PositiveInt] = Field(
+        default=64,
+        description="The maximum number of `agenerate` calls running at once (requests in"
+        " flight). `None` removes the limit, as in distilabel.",
+    )
+    max_request_retries: RuntimeParameter[NonNegativeInt] = Field(
+        default=3,
+        description="How many times a request that fails with a retryable error is retried,"
+        " with exponential backoff and full jitter, or after the retry-after delay the error"
+        " carries.",
+    )
+    retry_backoff_base: RuntimeParameter[NonNegativeFloat] = Field(
+        default=1.0,
+        description="The backoff of the first retry in seconds; it doubles with each retry"
+        " (the actual wait is a random time up to it).",
+    )
+    retry_backoff_max: RuntimeParameter[NonNegativeFloat] = Field(
+        default=60.0,
+        description="The maximum backoff between retries in seconds.",
+    )
+    requests_per_minute: Optional[RuntimeParameter[PositiveFloat]] = Field(
+        default=None,
+        description="The maximum number of requests started per minute (spread evenly, at"
+        " most one second's worth at once). `None` means no limit.",
+    )
+    error_policy: RuntimeParameter[Literal["raise", "isolate"]] = Field(
+        default="raise",
+        description="What a request that fails for good does: `raise` fails the whole"
+        " `generate` call with its exception (distilabel's behaviour); `isolate` keeps every"
+        " other result and returns `None` generations for it, with the error message under"
+        " the `error` key.",
+    )
+    progress_bar: RuntimeParameter[bool] = Field(
+        default=False,
+        description="Whether `generate` shows a progress bar (requires `tqdm`).",
+    )
 
     @property
     def generate_parameters(self) -> List[inspect.Parameter]:
@@ -303,8 +384,9 @@ class AsyncLLM(LLM):
     ) -> List["GenerateOutput"]:
         """Runs `agenerate` for every input concurrently, outputs in input order.
 
-        When the provider cannot return several generations per request, runs one request
-        per input and generation, then groups them per input.
+        At most `max_concurrency` requests run at once. When the provider cannot return
+        several generations per request, one request runs per input and generation and the
+        responses are grouped per input. Cancelling the awaiting task cancels every request.
 
         Args:
             inputs: the inputs.
@@ -314,23 +396,7 @@ class AsyncLLM(LLM):
         Returns:
             The outputs, one per input.
         """
-        if self._num_generations_param_supported:
-            return await asyncio.gather(
-                *[
-                    asyncio.create_task(
-                        self.agenerate(input=input, num_generations=num_generations, **kwargs)
-                    )
-                    for input in inputs
-                ]
-            )
-        outputs = await asyncio.gather(
-            *[
-                asyncio.create_task(self.agenerate(input=input, **kwargs))
-                for input in inputs
-                for _ in range(num_generations)
-            ]
-        )
-        return merge_responses(outputs, n=num_generations)
+        return await _fanout.fan_out(self, inputs, num_generations, kwargs)
 
     def generate(
         self,
@@ -340,6 +406,9 @@ class AsyncLLM(LLM):
     ) -> List["GenerateOutput"]:
         """Generates for every input by running `agenerate` concurrently, and waits.
 
+        Works from scripts, threads, forked processes and inside a running event loop
+        (Jupyter); Ctrl-C cancels the requests in flight and raises `KeyboardInterrupt`.
+
         Args:
             inputs: the inputs.
             num_generations: how many generations per input.
@@ -348,26 +417,82 @@ class AsyncLLM(LLM):
         Returns:
             The outputs, one per input.
         """
-        return self.event_loop.run_until_complete(
-            self._agenerate(inputs=inputs, num_generations=num_generations, **kwargs)
+        return _sync.run_sync(
+            self,
+            lambda: self._agenerate(inputs=inputs, num_generations=num_generations, **kwargs),
         )
 
+    def set_progress_callback(
+        self, callback: Optional[Callable[["_fanout.FanOutProgress"], Any]]
+    ) -> None:
+        """Calls `callback(progress)` about ten times a second while `generate` runs, and
+        once at its end, with the counts of requests done, failed, retried and in flight.
+
+        The callback stays with this object in this process (it is not pickled).
+
+        Args:
+            callback: the callback, or `None` to remove it.
+        """
+        self._progress_callback = callback
+
+    def _is_retryable(self, error: BaseException) -> bool:
+        """Whether a failed request is retried (by default: an error of a type listed in
+        `_retryable_exceptions`)."""
+        return isinstance(error, self._retryable_exceptions)
+
+    def _retry_after(self, error: BaseException) -> Optional[float]:
+        """The delay in seconds the error asks for before a retry, if any: a numeric
+        `retry_after` attribute, or the `retry-after-ms`/`retry-after` header of an HTTP
+        response attached as `error.response` (as the openai and httpx errors do)."""
+        hint = getattr(error, "retry_after", None)
+        if isinstance(hint, (int, float)) and not isinstance(hint, bool):
+            return float(hint)
+        headers = getattr(getattr(error, "response", None), "headers", None)
+        if headers is None:
+            return None
+        try:
+            if (milliseconds := headers.get("retry-after-ms")) is not None:
+                return float(milliseconds) / 1000
+            if (seconds := headers.get("retry-after")) is not None:
+                return float(seconds)
+        except (TypeError, ValueError):
+            return None
+        return None
+
+    def _generate_lock_for_process(self) -> Any:
+        # A lock inherited through fork may be held by a thread that does not exist in the
+        # child, so each process makes its own.
+        with _LOCK_CREATION:
+            if self._generate_lock is None or self._generate_lock_pid != os.getpid():
+                self._generate_lock = threading.RLock()
+                self._generate_lock_pid = os.getpid()
+            return self._generate_lock
+
     def __getstate__(self) -> Dict[str, Any]:
-        # An event loop belongs to one process: a pickled copy (a pipeline worker, a Ray
-        # actor) makes its own on first use instead of failing to pickle this one.
+        # The event loop, the lock and the progress callback belong to this process: a
+        # pickled copy (a pipeline worker, a Ray actor) makes its own on first use instead
+        # of failing to pickle them.
         state = super().__getstate__()
         private = dict(state.get("__pydantic_private__") or {})
-        private.update(_event_loop=None, _new_event_loop=False)
+        private.update(
+            _event_loop=None,
+            _new_event_loop=False,
+            _event_loop_pid=None,
+            _generate_lock=None,
+            _generate_lock_pid=None,
+            _progress_callback=None,
+        )
         state["__pydantic_private__"] = private
         return state
 
     def __del__(self) -> None:
-        """Closes the event loop this object created, if any."""
+        """Closes the event loop this object created in this process, if any."""
         if sys.meta_path is None:  # interpreter shutdown
             return
         private = getattr(self, "__pydantic_private__", None) or {}
         loop = private.get("_event_loop")
-        if private.get("_new_event_loop") and loop is not None:
+        owned_here = private.get("_event_loop_pid") in (None, os.getpid())
+        if private.get("_new_event_loop") and loop is not None and owned_here:
             if loop.is_running():
                 loop.stop()
             loop.close()

@@ -1,0 +1,408 @@
+//! Decisions of the bounded fan-out: which request runs next, when a failed one is retried,
+//! when the rate limit says wait, and the progress counters.
+//!
+//! The requests themselves run elsewhere (Python coroutines on the caller's event loop, one
+//! pool of workers per `generate()`); each worker asks [`Scheduler::next_job`] what to do and
+//! reports back with [`Scheduler::succeeded`] or [`Scheduler::failed`]. Every call is a few
+//! hundred nanoseconds of bookkeeping, so the workers never wait on the scheduler. Time is
+//! passed in by the caller (seconds on any monotonic clock), which keeps the scheduler
+//! deterministic under test.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+/// What a worker does next.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Next {
+    /// Run the request with this job index.
+    Run(usize),
+    /// Nothing can run yet (rate limit, or only retries that are not due): ask again after
+    /// this many seconds.
+    Wait(f64),
+    /// No work left for this worker.
+    Done,
+}
+
+/// Exponential backoff with full jitter: the n-th retry waits a uniform random time in
+/// `[0, min(cap, base * 2^n))`, unless the failure carried a retry-after hint.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub base_seconds: f64,
+    pub cap_seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchedulerConfig {
+    pub jobs: usize,
+    pub retry: RetryPolicy,
+    /// Requests per minute; `None` is unlimited.
+    pub requests_per_minute: Option<f64>,
+    /// Seed of the jitter, so that tests can predict delays.
+    pub seed: u64,
+}
+
+/// Counters for progress reporting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub total: usize,
+    pub done: usize,
+    pub failed: usize,
+    pub retried: usize,
+    pub in_flight: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FailureDecision {
+    /// Run the job again, not before this many seconds from now.
+    RetryAfter(f64),
+    /// The job has failed for good.
+    GiveUp,
+}
+
+/// A retry due at `due` (seconds); ordered by due time, then job index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct DueRetry {
+    due: f64,
+    job: usize,
+}
+
+impl Eq for DueRetry {}
+
+impl PartialOrd for DueRetry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for DueRetry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.due
+            .total_cmp(&other.due)
+            .then(self.job.cmp(&other.job))
+    }
+}
+
+/// Smooth requests-per-minute limit: a bucket holding one second's worth of requests
+/// (at least one), refilled continuously.
+#[derive(Debug, Clone)]
+struct TokenBucket {
+    per_second: f64,
+    capacity: f64,
+    tokens: f64,
+    updated: Option<f64>,
+}
+
+impl TokenBucket {
+    fn new(requests_per_minute: f64) -> Self {
+        let per_second = requests_per_minute / 60.0;
+        let capacity = per_second.max(1.0);
+        Self {
+            per_second,
+            capacity,
+            tokens: capacity,
+            updated: None,
+        }
+    }
+
+    /// Takes a token, or says how long until one is there.
+    fn take(&mut self, now: f64) -> Result<(), f64> {
+        if let Some(updated) = self.updated {
+            let elapsed = (now - updated).max(0.0);
+            self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
+        }
+        self.updated = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err((1.0 - self.tokens) / self.per_second)
+        }
+    }
+}
+
+/// splitmix64: small, fast and good enough for jitter; no dependency needed.
+#[derive(Debug, Clone)]
+struct Jitter(u64);
+
+impl Jitter {
+    fn next_unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        // 53 random bits -> [0, 1)
+        #[allow(clippy::cast_precision_loss)]
+        let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
+        unit
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    retry: RetryPolicy,
+    next_fresh: usize,
+    jobs: usize,
+    retries_due: BinaryHeap<Reverse<DueRetry>>,
+    attempts: Vec<u32>,
+    limiter: Option<TokenBucket>,
+    jitter: Jitter,
+    aborted: bool,
+    progress: Progress,
+    peak_in_flight: usize,
+}
+
+impl Scheduler {
+    pub fn new(config: &SchedulerConfig) -> Self {
+        Self {
+            retry: config.retry,
+            next_fresh: 0,
+            jobs: config.jobs,
+            retries_due: BinaryHeap::new(),
+            attempts: Vec::new(),
+            limiter: config
+                .requests_per_minute
+                .filter(|rpm| *rpm > 0.0)
+                .map(TokenBucket::new),
+            jitter: Jitter(config.seed),
+            aborted: false,
+            progress: Progress {
+                total: config.jobs,
+                ..Progress::default()
+            },
+            peak_in_flight: 0,
+        }
+    }
+
+    /// The next thing a worker should do at time `now`. Retries that are due go first, then
+    /// fresh jobs in order.
+    pub fn next_job(&mut self, now: f64) -> Next {
+        if self.aborted {
+            return Next::Done;
+        }
+        let due_retry = self
+            .retries_due
+            .peek()
+            .map(|Reverse(retry)| *retry)
+            .filter(|retry| retry.due <= now);
+        let job = match due_retry {
+            Some(retry) => retry.job,
+            None if self.next_fresh < self.jobs => self.next_fresh,
+            None => {
+                return match self.retries_due.peek() {
+                    Some(Reverse(retry)) => Next::Wait(retry.due - now),
+                    None => Next::Done,
+                };
+            }
+        };
+        if let Some(limiter) = &mut self.limiter
+            && let Err(wait) = limiter.take(now)
+        {
+            return Next::Wait(wait);
+        }
+        if due_retry.is_some() {
+            self.retries_due.pop();
+        } else {
+            self.next_fresh += 1;
+        }
+        self.progress.in_flight += 1;
+        self.peak_in_flight = self.peak_in_flight.max(self.progress.in_flight);
+        Next::Run(job)
+    }
+
+    pub fn succeeded(&mut self, _job: usize) {
+        self.progress.in_flight = self.progress.in_flight.saturating_sub(1);
+        self.progress.done += 1;
+    }
+
+    /// Records a failed attempt of `job`. A `retryable` failure is retried while retries
+    /// remain: after `retry_after` seconds when the failure said so, else after the jittered
+    /// backoff.
+    pub fn failed(
+        &mut self,
+        job: usize,
+        retryable: bool,
+        retry_after: Option<f64>,
+        now: f64,
+    ) -> FailureDecision {
+        self.progress.in_flight = self.progress.in_flight.saturating_sub(1);
+        let attempts_so_far = self.attempts_of(job);
+        if self.aborted || !retryable || attempts_so_far >= self.retry.max_retries {
+            self.progress.failed += 1;
+            return FailureDecision::GiveUp;
+        }
+        let delay = match retry_after {
+            Some(hint) if hint.is_finite() => hint.max(0.0),
+            _ => self.backoff(attempts_so_far),
+        };
+        self.record_attempt(job);
+        self.progress.retried += 1;
+        self.retries_due.push(Reverse(DueRetry {
+            due: now + delay,
+            job,
+        }));
+        FailureDecision::RetryAfter(delay)
+    }
+
+    /// Stops handing out work (the caller is cancelling the whole fan-out).
+    pub fn abort(&mut self) {
+        self.aborted = true;
+    }
+
+    pub fn progress(&self) -> Progress {
+        self.progress
+    }
+
+    /// The most requests that were ever running at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.peak_in_flight
+    }
+
+    fn backoff(&mut self, retry_number: u32) -> f64 {
+        let exponent = i32::try_from(retry_number).unwrap_or(i32::MAX);
+        let ceiling = (self.retry.base_seconds * 2f64.powi(exponent)).min(self.retry.cap_seconds);
+        ceiling.max(0.0) * self.jitter.next_unit()
+    }
+
+    fn attempts_of(&self, job: usize) -> u32 {
+        self.attempts.get(job).copied().unwrap_or(0)
+    }
+
+    fn record_attempt(&mut self, job: usize) {
+        // Retries are rare: grow the per-job counters only up to the jobs that failed.
+        if self.attempts.len() <= job {
+            self.attempts.resize(job + 1, 0);
+        }
+        self.attempts[job] += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(jobs: usize) -> SchedulerConfig {
+        SchedulerConfig {
+            jobs,
+            retry: RetryPolicy {
+                max_retries: 2,
+                base_seconds: 1.0,
+                cap_seconds: 3.0,
+            },
+            requests_per_minute: None,
+            seed: 7,
+        }
+    }
+
+    #[test]
+    fn jobs_come_in_order_then_done() {
+        let mut s = Scheduler::new(&config(3));
+        assert_eq!(s.next_job(0.0), Next::Run(0));
+        assert_eq!(s.next_job(0.0), Next::Run(1));
+        assert_eq!(s.next_job(0.0), Next::Run(2));
+        assert_eq!(s.next_job(0.0), Next::Done);
+        assert_eq!(s.progress().in_flight, 3);
+        s.succeeded(0);
+        assert_eq!(s.progress().done, 1);
+        assert_eq!(s.peak_in_flight(), 3);
+    }
+
+    #[test]
+    fn retryable_failures_back_off_with_jitter_then_give_up() {
+        let mut s = Scheduler::new(&config(1));
+        assert_eq!(s.next_job(0.0), Next::Run(0));
+        let FailureDecision::RetryAfter(first) = s.failed(0, true, None, 10.0) else {
+            panic!("first failure is retried");
+        };
+        assert!((0.0..1.0).contains(&first), "{first}");
+        // Not due yet: wait until it is.
+        let Next::Wait(wait) = s.next_job(10.0) else {
+            panic!("the retry is not due");
+        };
+        assert!((wait - first).abs() < 1e-9);
+        assert_eq!(s.next_job(10.0 + first), Next::Run(0));
+        let FailureDecision::RetryAfter(second) = s.failed(0, true, None, 20.0) else {
+            panic!("second failure is retried");
+        };
+        assert!((0.0..2.0).contains(&second), "{second}");
+        assert_eq!(s.next_job(30.0), Next::Run(0));
+        assert_eq!(s.failed(0, true, None, 30.0), FailureDecision::GiveUp);
+        assert_eq!(s.next_job(30.0), Next::Done);
+        let p = s.progress();
+        assert_eq!((p.retried, p.failed, p.in_flight), (2, 1, 0));
+    }
+
+    #[test]
+    fn backoff_is_capped() {
+        let mut s = Scheduler::new(&SchedulerConfig {
+            retry: RetryPolicy {
+                max_retries: 50,
+                base_seconds: 1.0,
+                cap_seconds: 3.0,
+            },
+            ..config(1)
+        });
+        for attempt in 0..40 {
+            assert_eq!(s.next_job(f64::from(attempt) * 100.0), Next::Run(0));
+            match s.failed(0, true, None, f64::from(attempt) * 100.0) {
+                FailureDecision::RetryAfter(d) => assert!((0.0..3.0).contains(&d)),
+                FailureDecision::GiveUp => panic!("retries remain"),
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_hint_is_honoured_and_non_retryable_gives_up() {
+        let mut s = Scheduler::new(&config(2));
+        assert_eq!(s.next_job(0.0), Next::Run(0));
+        assert_eq!(
+            s.failed(0, true, Some(4.5), 1.0),
+            FailureDecision::RetryAfter(4.5)
+        );
+        assert_eq!(s.next_job(1.0), Next::Run(1));
+        assert_eq!(s.failed(1, false, Some(1.0), 1.0), FailureDecision::GiveUp);
+        assert_eq!(s.next_job(2.0), Next::Wait(3.5));
+        assert_eq!(s.next_job(5.5), Next::Run(0));
+    }
+
+    #[test]
+    fn rate_limit_spaces_requests() {
+        let mut s = Scheduler::new(&SchedulerConfig {
+            requests_per_minute: Some(120.0),
+            ..config(10)
+        });
+        // Two per second, burst of two.
+        assert_eq!(s.next_job(0.0), Next::Run(0));
+        assert_eq!(s.next_job(0.0), Next::Run(1));
+        assert_eq!(s.next_job(0.0), Next::Wait(0.5));
+        assert_eq!(s.next_job(0.5), Next::Run(2));
+        let mut started = 3;
+        let mut now = 0.5;
+        while now < 10.5 {
+            now += 0.01;
+            if let Next::Run(_) = s.next_job(now) {
+                started += 1;
+            }
+        }
+        assert_eq!(started, 10);
+        let mut s = Scheduler::new(&SchedulerConfig {
+            requests_per_minute: Some(60.0),
+            ..config(100)
+        });
+        let runs = (0..1000)
+            .filter(|i| matches!(s.next_job(f64::from(*i) * 0.01), Next::Run(_)))
+            .count();
+        // 10 s at one per second, plus the initial token.
+        assert_eq!(runs, 10);
+    }
+
+    #[test]
+    fn abort_stops_handing_out_work() {
+        let mut s = Scheduler::new(&config(5));
+        assert_eq!(s.next_job(0.0), Next::Run(0));
+        s.abort();
+        assert_eq!(s.next_job(0.0), Next::Done);
+        assert_eq!(s.failed(0, true, None, 0.0), FailureDecision::GiveUp);
+    }
+}
