@@ -46,6 +46,7 @@ format: $(BIN)/python ## Format Rust and Python sources
 	$(BIN)/ruff check --fix .
 
 bench: install ## Side-by-side benchmarks against distilabel 1.5.3 (minutes)
+	$(BIN)/python benches/bench_fanout.py
 	$(BIN)/python benches/bench_grouping.py
 
 build-release: $(BIN)/python ## Build the release abi3 wheel into dist/
