@@ -13,11 +13,11 @@ defers full garbage collections during a fan-out, and the one it owes afterwards
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
+
+from common import machine
 
 CASES = {
     # name: (inputs, num_generations, provider returns n generations per request)
@@ -68,16 +68,6 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 assert len(outputs) == count and len(outputs[-1]["generations"]) == n
 print(json.dumps({"seconds": seconds, "growth_mib": (peak - before) / 1024}))
 """
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 def run(lib: str, count: int, n: int, per_request_n: bool) -> dict:

@@ -8,29 +8,18 @@ each side (one run for distilabel above 100k responses, where one run takes long
 """
 
 import argparse
-import os
-import platform
 import time
 import warnings
 from typing import Any, Callable, List
 
 warnings.simplefilter("ignore")
 
+from common import machine  # noqa: E402
 from distilabel.models.llms.base import merge_responses as dl_merge  # noqa: E402
 from distilabel.utils.itertools import grouper as dl_grouper  # noqa: E402
 
 from distilabel_rs.models.llms.base import merge_responses as rs_merge  # noqa: E402
 from distilabel_rs.utils.itertools import grouper as rs_grouper  # noqa: E402
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
 def best_of(fn: Callable[[], Any], repeats: int) -> float:
