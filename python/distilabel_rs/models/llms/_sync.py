@@ -45,10 +45,33 @@ def owned_loop(llm: "AsyncLLM") -> asyncio.AbstractEventLoop:
     return loop  # type: ignore[return-value]
 
 
+_LOCK_CREATION = threading.Lock()
+
+
+def _reset_lock_creation_in_child() -> None:
+    # Forked while another thread held it: it would stay locked forever in the child.
+    global _LOCK_CREATION
+    _LOCK_CREATION = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_creation_in_child)
+
+
+def _process_lock(llm: "AsyncLLM") -> Any:
+    """The lock serializing `generate` calls on `llm` in this process (calls from several
+    threads take turns on the LLM's one loop). A lock inherited through fork may be held by
+    a thread that does not exist in the child, so each process makes its own."""
+    with _LOCK_CREATION:
+        if llm._generate_lock is None or llm._generate_lock_pid != os.getpid():
+            llm._generate_lock = threading.RLock()
+            llm._generate_lock_pid = os.getpid()
+        return llm._generate_lock
+
+
 def run_sync(llm: "AsyncLLM", make_coroutine: Callable[[], Awaitable[T]]) -> T:
     """Runs the coroutine made by `make_coroutine` to completion and returns its result."""
-    lock = llm._generate_lock_for_process()
-    with lock:
+    with _process_lock(llm):
         loop = owned_loop(llm)
         try:
             asyncio.get_running_loop()

@@ -1,8 +1,9 @@
 """`LLM` and `AsyncLLM`: distilabel 1.5.3's base classes, field for field.
 
-What differs from distilabel is underneath: response grouping (`merge_responses`) runs in
-the Rust core in one pass, and objects stay picklable whatever state they are in (see
-COMPATIBILITY.md).
+What differs from distilabel is underneath: `AsyncLLM.generate` runs a bounded fan-out whose
+decisions are made in the Rust core (`_fanout`), works from any thread or running loop
+(`_sync`), response grouping (`merge_responses`) runs in the Rust core in one pass, and
+objects stay picklable whatever state they are in (see COMPATIBILITY.md).
 """
 
 import asyncio
@@ -11,7 +12,6 @@ import json
 import logging
 import os
 import sys
-import threading
 import time
 from abc import ABC, abstractmethod
 from functools import cached_property
@@ -66,11 +66,6 @@ __all__ = ["LLM", "AsyncLLM", "merge_responses"]
 
 _OFFLINE_BATCH_PAGE = "sections/how_to_guides/advanced/offline-batch-generation/"
 _INSTRUCTOR_PAGE = "sections/how_to_guides/advanced/structured_generation/#instructor"
-_LOCK_CREATION = threading.Lock()
-if hasattr(os, "register_at_fork"):
-    # A fork while another thread holds it would leave it locked forever in the child.
-    os.register_at_fork(after_in_child=lambda: globals().update(_LOCK_CREATION=threading.Lock()))
-
 _STOP_POLLING_MESSAGE = (
     "Received a KeyboardInterrupt. Stopping polling for checking if the offline batch"
     " generation is finished..."
@@ -458,15 +453,6 @@ class AsyncLLM(LLM):
         except (TypeError, ValueError):
             return None
         return None
-
-    def _generate_lock_for_process(self) -> Any:
-        # A lock inherited through fork may be held by a thread that does not exist in the
-        # child, so each process makes its own.
-        with _LOCK_CREATION:
-            if self._generate_lock is None or self._generate_lock_pid != os.getpid():
-                self._generate_lock = threading.RLock()
-                self._generate_lock_pid = os.getpid()
-            return self._generate_lock
 
     def __getstate__(self) -> Dict[str, Any]:
         # The event loop, the lock and the progress callback belong to this process: a
