@@ -21,6 +21,7 @@ from distilabel_rs.mixins.runtime_parameters import (
     RuntimeParametersModelMixin,
 )
 from distilabel_rs.models.llms.base import LLM, AsyncLLM, merge_responses
+from distilabel_rs.models.llms.openai import OpenAILLM
 from distilabel_rs.typing import FormattedInput, GenerateOutput
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "DistilabelUserError",
     "FormattedInput",
     "GenerateOutput",
+    "OpenAILLM",
     "RuntimeParameter",
     "RuntimeParametersMixin",
     "RuntimeParametersModelMixin",

@@ -2,7 +2,22 @@
 
 from typing import Any, Iterator, Mapping, Sequence
 
-__all__ = ["FanOutScheduler", "Grouper", "__version__", "merge_responses"]
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "BatchHandle",
+    "FanOutScheduler",
+    "Grouper",
+    "MockServer",
+    "OpenAIClient",
+    "RateLimitError",
+    "RequestCancelledError",
+    "__version__",
+    "merge_responses",
+]
 
 __version__: str
 
@@ -48,3 +63,84 @@ class FanOutScheduler:
         """`(total, done, failed, retried, in_flight)`."""
     @property
     def peak_in_flight(self) -> int: ...
+
+class APIError(Exception):
+    """A request to the LLM provider's API failed."""
+
+class APIConnectionError(APIError):
+    """The API could not be reached, or the connection broke."""
+
+class APITimeoutError(APIConnectionError):
+    """No complete response within the request timeout."""
+
+class APIStatusError(APIError):
+    """The API answered with an error status."""
+
+    status_code: int
+    message: str
+    retry_after: float | None
+
+class RateLimitError(APIStatusError):
+    """The API answered 429."""
+
+class APIResponseValidationError(APIError):
+    """The API answered with a body that is not a valid completion."""
+
+class RequestCancelledError(APIError):
+    """The request was cancelled with its batch."""
+
+class OpenAIClient:
+    """An OpenAI-compatible client with its own connection pool."""
+
+    def __new__(
+        cls,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 6,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 8.0,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        root_certificate_pem: bytes | None = None,
+        pool_size: int = 64,
+        seed: int | None = None,
+    ) -> OpenAIClient: ...
+    def start(
+        self,
+        requests: Sequence[tuple[bool, Mapping[str, Any]]],
+        *,
+        max_concurrency: int | None = None,
+        fail_fast: bool = False,
+    ) -> BatchHandle:
+        """Starts sending `(is_chat, body)` requests; returns at once."""
+
+class BatchHandle:
+    """A batch being sent by `OpenAIClient.start`."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Waits (without the GIL) until done (`True`) or `timeout` seconds passed."""
+    def cancel(self) -> None: ...
+    def progress(self) -> tuple[int, int, int, int, int]:
+        """`(total, done, failed, retried, in_flight)`."""
+    def results(self) -> list[dict[str, Any] | APIError]:
+        """A `GenerateOutput` dict, or the (unraised) exception, per request."""
+    def empty_choices(self) -> list[tuple[int, str | None]]:
+        """`(request index, finish reason)` of choices without content."""
+
+class MockServer:
+    """A local OpenAI-compatible server (see `rust/core/src/mock_server.rs`)."""
+
+    def __new__(cls, *, record: bool = False) -> MockServer: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def requests(self) -> int: ...
+    @property
+    def peak_in_flight(self) -> int: ...
+    def recorded(self) -> list[tuple[str, str, str | None]]: ...
+    def stop(self) -> None: ...

@@ -11,6 +11,8 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
+use crate::limits::{Jitter, TokenBucket};
+
 /// What a worker does next.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Next {
@@ -30,6 +32,15 @@ pub struct RetryPolicy {
     pub max_retries: u32,
     pub base_seconds: f64,
     pub cap_seconds: f64,
+}
+
+impl RetryPolicy {
+    /// The full-jitter backoff before retry number `retry_number` (0 for the first).
+    pub fn backoff(&self, retry_number: u32, jitter: &mut Jitter) -> f64 {
+        let exponent = i32::try_from(retry_number).unwrap_or(i32::MAX);
+        let ceiling = (self.base_seconds * 2f64.powi(exponent)).min(self.cap_seconds);
+        ceiling.max(0.0) * jitter.next_unit()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -83,62 +94,6 @@ impl Ord for DueRetry {
     }
 }
 
-/// Smooth requests-per-minute limit: a bucket holding one second's worth of requests
-/// (at least one), refilled continuously.
-#[derive(Debug, Clone)]
-struct TokenBucket {
-    per_second: f64,
-    capacity: f64,
-    tokens: f64,
-    updated: Option<f64>,
-}
-
-impl TokenBucket {
-    fn new(requests_per_minute: f64) -> Self {
-        let per_second = requests_per_minute / 60.0;
-        let capacity = per_second.max(1.0);
-        Self {
-            per_second,
-            capacity,
-            tokens: capacity,
-            updated: None,
-        }
-    }
-
-    /// Takes a token, or says how long until one is there.
-    fn take(&mut self, now: f64) -> Result<(), f64> {
-        if let Some(updated) = self.updated {
-            let elapsed = (now - updated).max(0.0);
-            self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
-        }
-        self.updated = Some(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err((1.0 - self.tokens) / self.per_second)
-        }
-    }
-}
-
-/// splitmix64: small, fast and good enough for jitter; no dependency needed.
-#[derive(Debug, Clone)]
-struct Jitter(u64);
-
-impl Jitter {
-    fn next_unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        // 53 random bits -> [0, 1)
-        #[allow(clippy::cast_precision_loss)]
-        let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
-        unit
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Scheduler {
     retry: RetryPolicy,
@@ -164,8 +119,8 @@ impl Scheduler {
             limiter: config
                 .requests_per_minute
                 .filter(|rpm| *rpm > 0.0)
-                .map(TokenBucket::new),
-            jitter: Jitter(config.seed),
+                .map(TokenBucket::per_minute),
+            jitter: Jitter::new(config.seed),
             aborted: false,
             progress: Progress {
                 total: config.jobs,
@@ -260,9 +215,7 @@ impl Scheduler {
     }
 
     fn backoff(&mut self, retry_number: u32) -> f64 {
-        let exponent = i32::try_from(retry_number).unwrap_or(i32::MAX);
-        let ceiling = (self.retry.base_seconds * 2f64.powi(exponent)).min(self.retry.cap_seconds);
-        ceiling.max(0.0) * self.jitter.next_unit()
+        self.retry.backoff(retry_number, &mut self.jitter)
     }
 
     fn attempts_of(&self, job: usize) -> u32 {

@@ -13,3 +13,7 @@
 pub mod chunking;
 pub mod fanout;
 pub mod grouping;
+pub mod limits;
+pub mod mock_server;
+pub mod openai;
+pub mod runtime;

@@ -5,8 +5,55 @@
 
 use distilabel_rs_core::chunking::{ChunkError, UnknownIncompletePolicy};
 use distilabel_rs_core::grouping::MergeError;
-use pyo3::PyErr;
-use pyo3::exceptions::PyValueError;
+use distilabel_rs_core::openai::ApiError;
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+use pyo3::{PyErr, create_exception};
+
+// The native client's exceptions. Created here, with this module path, so that they pickle
+// across processes (pipeline workers send exceptions to their parent).
+create_exception!(
+    distilabel_rs._core,
+    APIError,
+    PyException,
+    "A request to the LLM provider's API failed."
+);
+create_exception!(
+    distilabel_rs._core,
+    APIConnectionError,
+    APIError,
+    "The API could not be reached, or the connection broke."
+);
+create_exception!(
+    distilabel_rs._core,
+    APITimeoutError,
+    APIConnectionError,
+    "No complete response within the request timeout."
+);
+create_exception!(
+    distilabel_rs._core,
+    APIStatusError,
+    APIError,
+    "The API answered with an error status (`status_code`, `message`)."
+);
+create_exception!(
+    distilabel_rs._core,
+    RateLimitError,
+    APIStatusError,
+    "The API answered 429: too many requests or tokens."
+);
+create_exception!(
+    distilabel_rs._core,
+    APIResponseValidationError,
+    APIError,
+    "The API answered with a body that is not a valid completion."
+);
+create_exception!(
+    distilabel_rs._core,
+    RequestCancelledError,
+    APIError,
+    "The request was cancelled with its batch."
+);
 
 pub trait IntoPyErr {
     fn into_pyerr(self) -> PyErr;
@@ -34,5 +81,38 @@ impl IntoPyErr for ChunkError<PyErr> {
 impl IntoPyErr for UnknownIncompletePolicy {
     fn into_pyerr(self) -> PyErr {
         PyValueError::new_err(self.to_string())
+    }
+}
+
+impl IntoPyErr for ApiError {
+    fn into_pyerr(self) -> PyErr {
+        let message = self.to_string();
+        match self {
+            ApiError::Connection(_) => APIConnectionError::new_err(message),
+            ApiError::Timeout(_) => APITimeoutError::new_err(message),
+            ApiError::InvalidResponse(_) => APIResponseValidationError::new_err(message),
+            ApiError::InvalidRequest(_) => PyValueError::new_err(message),
+            ApiError::Cancelled => RequestCancelledError::new_err(message),
+            ApiError::Status {
+                status,
+                message: provider_message,
+                retry_after,
+            } => {
+                let error = if status == 429 {
+                    RateLimitError::new_err(message)
+                } else {
+                    APIStatusError::new_err(message)
+                };
+                Python::attach(|py| {
+                    let value = error.value(py);
+                    // Attributes on a fresh exception instance cannot fail in practice;
+                    // if they did, the message still carries status and text.
+                    let _ = value.setattr("status_code", status);
+                    let _ = value.setattr("message", provider_message);
+                    let _ = value.setattr("retry_after", retry_after);
+                });
+                error
+            }
+        }
     }
 }

@@ -2,9 +2,11 @@
 //! lives in `distilabel-rs-core`.
 
 mod chunking;
+mod convert;
 mod errors;
 mod fanout;
 mod grouping;
+mod openai;
 
 use pyo3::prelude::*;
 
@@ -16,11 +18,32 @@ mod _core {
     use crate::fanout::FanOutScheduler;
     #[pymodule_export]
     use crate::grouping::merge_responses;
+    #[pymodule_export]
+    use crate::openai::{BatchHandle, MockServer, OpenAIClient};
 
     use pyo3::prelude::*;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
-        m.add("__version__", env!("CARGO_PKG_VERSION"))
+        use crate::errors::{
+            APIConnectionError, APIError, APIResponseValidationError, APIStatusError,
+            APITimeoutError, RateLimitError, RequestCancelledError,
+        };
+        let py = m.py();
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add("APIError", py.get_type::<APIError>())?;
+        m.add("APIConnectionError", py.get_type::<APIConnectionError>())?;
+        m.add("APITimeoutError", py.get_type::<APITimeoutError>())?;
+        m.add("APIStatusError", py.get_type::<APIStatusError>())?;
+        m.add("RateLimitError", py.get_type::<RateLimitError>())?;
+        m.add(
+            "APIResponseValidationError",
+            py.get_type::<APIResponseValidationError>(),
+        )?;
+        m.add(
+            "RequestCancelledError",
+            py.get_type::<RequestCancelledError>(),
+        )?;
+        Ok(())
     }
 }

@@ -113,7 +113,9 @@ async def fan_out(
                 job = succeeded_then_next(job, now())
 
     workers = jobs if llm.max_concurrency is None else min(llm.max_concurrency, jobs)
-    reporter = _ProgressReporter.start(llm, scheduler)
+    reporter = ProgressReporter.create(llm, scheduler.progress)
+    if reporter is not None:
+        reporter.start()
     tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
     with _full_collections_deferred():
         try:
@@ -123,7 +125,7 @@ async def fan_out(
                 await reporter.stop()
         if per_input:
             for job, error in errors.items():
-                results[job] = _failed_output(num_generations, error)
+                results[job] = failed_output(num_generations, error)
             return results
         if not errors:
             return merge_responses(results, num_generations)
@@ -200,7 +202,7 @@ async def _cancel(tasks: List["asyncio.Future[None]"]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _failed_output(num_generations: int, error: BaseException) -> "GenerateOutput":
+def failed_output(num_generations: int, error: BaseException) -> "GenerateOutput":
     return {  # type: ignore[typeddict-unknown-key]
         "generations": [None] * num_generations,
         "statistics": {},
@@ -232,33 +234,51 @@ def _merge_with_failures(
     return merged
 
 
-class _ProgressReporter:
-    """Reports the scheduler's counters about ten times a second (never per request) to the
-    LLM's progress callback and, if enabled, a progress bar."""
+class ProgressReporter:
+    """Reports progress counters about ten times a second (never per request) to the LLM's
+    progress callback and, if enabled, a progress bar.
 
-    def __init__(self, scheduler: FanOutScheduler, callback: Optional[Callable], bar: Any):
-        self._scheduler = scheduler
+    `snapshot` returns `(total, done, failed, retried, in_flight)`; the counters live in
+    Rust (the fan-out scheduler or the native client's batch)."""
+
+    def __init__(
+        self, snapshot: Callable[[], Tuple[int, ...]], callback: Optional[Callable], bar: Any
+    ):
+        self._snapshot = snapshot
         self._callback = callback
         self._bar = bar
         self._task: Optional[asyncio.Task] = None
+        self._last = 0.0
 
     @classmethod
-    def start(cls, llm: "AsyncLLM", scheduler: FanOutScheduler) -> Optional["_ProgressReporter"]:
+    def create(
+        cls, llm: "AsyncLLM", snapshot: Callable[[], Tuple[int, ...]]
+    ) -> Optional["ProgressReporter"]:
+        """A reporter, or `None` when the LLM has neither a callback nor a bar."""
         callback = llm._progress_callback
-        bar = _open_bar(scheduler.progress()[0]) if llm.progress_bar else None
+        bar = _open_bar(snapshot()[0]) if llm.progress_bar else None
         if callback is None and bar is None:
             return None
-        reporter = cls(scheduler, callback, bar)
-        reporter._task = asyncio.ensure_future(reporter._loop())
-        return reporter
+        return cls(snapshot, callback, bar)
+
+    def start(self) -> "ProgressReporter":
+        """Reports from a task on the running loop until `stop`."""
+        self._task = asyncio.ensure_future(self._loop())
+        return self
 
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(PROGRESS_INTERVAL)
-            self._report()
+            self.report()
 
-    def _report(self) -> None:
-        progress = FanOutProgress(*self._scheduler.progress())
+    def tick(self) -> None:
+        """Reports if the last report is older than the interval (for synchronous waits)."""
+        if time.monotonic() - self._last >= PROGRESS_INTERVAL:
+            self.report()
+
+    def report(self) -> None:
+        self._last = time.monotonic()
+        progress = FanOutProgress(*self._snapshot())
         if self._bar is not None:
             self._bar.n = progress.done + progress.failed
             self._bar.set_postfix(
@@ -271,13 +291,17 @@ class _ProgressReporter:
         if self._callback is not None:
             self._callback(progress)
 
+    def close(self) -> None:
+        """The final report; closes the bar."""
+        self.report()
+        if self._bar is not None:
+            self._bar.close()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        self._report()
-        if self._bar is not None:
-            self._bar.close()
+        self.close()
 
 
 def _open_bar(total: int) -> Any:

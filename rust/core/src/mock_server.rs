@@ -1,0 +1,399 @@
+//! A local OpenAI-compatible server for tests, benchmarks and `--mock` runs.
+//!
+//! It answers `/chat/completions` with `echo: <last message>` (one choice per `n`, with
+//! logprobs when asked) and `/completions` with ` echo: <prompt>`. A directive in the text,
+//! `[[key=value ...]]`, scripts misbehaviour for that text:
+//!
+//! - `status=429 times=2`: the first 2 attempts with this text get status 429 (`times`
+//!   defaults to every attempt); `retry_after=0.5`, `retry_after_ms=250` and
+//!   `ratelimit_reset=1s` add the matching headers;
+//! - `sleep_ms=200`: wait before answering;
+//! - `malformed`: a 200 whose body is not JSON; `truncated`: a 200 whose JSON is cut short;
+//! - `content=...`: answer this content instead of the echo.
+//!
+//! It counts requests and the most it saw in flight at once, and can record bodies.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// One request as the server received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    pub path: String,
+    pub body: String,
+    pub authorization: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    requests: AtomicUsize,
+    in_flight: AtomicUsize,
+    peak_in_flight: AtomicUsize,
+    attempts: Mutex<HashMap<String, u32>>,
+    recorded: Mutex<Option<Vec<RecordedRequest>>>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A running server; it stops when dropped or on [`MockServer::stop`].
+#[derive(Debug)]
+pub struct MockServer {
+    address: SocketAddr,
+    state: Arc<State>,
+    stop: watch::Sender<bool>,
+}
+
+impl MockServer {
+    /// Binds 127.0.0.1 on a free port and serves on the current tokio runtime.
+    pub async fn start(record: bool) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let address = listener.local_addr()?;
+        let state = Arc::new(State::default());
+        if record {
+            *locked(&state.recorded) = Some(Vec::new());
+        }
+        let (stop, mut stopped) = watch::channel(false);
+        let server_state = Arc::clone(&state);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = stopped.changed() => return,
+                };
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let state = Arc::clone(&server_state);
+                let mut stopped = stopped.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| handle(Arc::clone(&state), request));
+                    let connection = http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::select! {
+                        _ = connection => {}
+                        _ = stopped.changed() => {}
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            address,
+            state,
+            stop,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> usize {
+        self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// The most requests that were being answered at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.state.peak_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The recorded requests (empty unless started with `record`).
+    pub fn recorded(&self) -> Vec<RecordedRequest> {
+        locked(&self.state.recorded).clone().unwrap_or_default()
+    }
+
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[derive(Debug, Default, PartialEq)]
+struct Directives {
+    status: Option<u16>,
+    times: Option<u32>,
+    retry_after: Option<String>,
+    retry_after_ms: Option<String>,
+    ratelimit_reset: Option<String>,
+    sleep_ms: Option<u64>,
+    malformed: bool,
+    truncated: bool,
+    content: Option<String>,
+}
+
+fn directives(text: &str) -> Directives {
+    let mut found = Directives::default();
+    let Some(start) = text.find("[[") else {
+        return found;
+    };
+    let Some(length) = text[start + 2..].find("]]") else {
+        return found;
+    };
+    for token in text[start + 2..start + 2 + length].split_whitespace() {
+        let (key, value) = token.split_once('=').unwrap_or((token, ""));
+        match key {
+            "status" => found.status = value.parse().ok(),
+            "times" => found.times = value.parse().ok(),
+            "retry_after" => found.retry_after = Some(value.to_owned()),
+            "retry_after_ms" => found.retry_after_ms = Some(value.to_owned()),
+            "ratelimit_reset" => found.ratelimit_reset = Some(value.to_owned()),
+            "sleep_ms" => found.sleep_ms = value.parse().ok(),
+            "malformed" => found.malformed = true,
+            "truncated" => found.truncated = true,
+            "content" => found.content = Some(value.replace('_', " ")),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// The text the directives are read from: the last message's content, or the prompt.
+fn text_of(body: &Value) -> String {
+    if let Some(prompt) = body.get("prompt").and_then(Value::as_str) {
+        return prompt.to_owned();
+    }
+    let last = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|messages| messages.last())
+        .and_then(|message| message.get("content"));
+    match last {
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+struct InFlight<'a>(&'a State);
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a State) -> Self {
+        let now = state.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        state.peak_in_flight.fetch_max(now, Ordering::Relaxed);
+        Self(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn handle(
+    state: Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let _in_flight = InFlight::enter(&state);
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    let path = request.uri().path().to_owned();
+    let authorization = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let raw = match request.into_body().collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return Ok(reply(StatusCode::BAD_REQUEST, "unreadable body".into())),
+    };
+    if let Some(recorded) = locked(&state.recorded).as_mut() {
+        recorded.push(RecordedRequest {
+            path: path.clone(),
+            body: String::from_utf8_lossy(&raw).into_owned(),
+            authorization,
+        });
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&raw) else {
+        let error =
+            json!({"error": {"message": "We could not parse the JSON body of your request."}});
+        return Ok(reply(StatusCode::BAD_REQUEST, error.to_string()));
+    };
+    let text = text_of(&body);
+    let script = directives(&text);
+    if let Some(ms) = script.sleep_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if let Some(status) = script.status {
+        let attempt = {
+            let mut attempts = locked(&state.attempts);
+            let count = attempts.entry(text.clone()).or_insert(0);
+            *count += 1;
+            *count
+        };
+        if script.times.is_none_or(|times| attempt <= times) {
+            return Ok(scripted_error(status, &script));
+        }
+    }
+    if script.malformed {
+        return Ok(reply(StatusCode::OK, "{\"choices\": [ not json".into()));
+    }
+    let answer = if path.ends_with("/chat/completions") {
+        chat_completion(&body, &text, script.content.as_deref())
+    } else if path.ends_with("/completions") {
+        text_completion(&body, &text, script.content.as_deref())
+    } else {
+        let error = json!({"error": {"message": format!("Unknown path {path}")}});
+        return Ok(reply(StatusCode::NOT_FOUND, error.to_string()));
+    };
+    let mut payload = answer.to_string();
+    if script.truncated {
+        payload.truncate(payload.len() / 2);
+    }
+    Ok(reply(StatusCode::OK, payload))
+}
+
+fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn scripted_error(status: u16, script: &Directives) -> Response<Full<Bytes>> {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let error = json!({"error": {"message": format!("Scripted failure with status {status}"), "type": "mock"}});
+    let mut response = reply(code, error.to_string());
+    let headers = response.headers_mut();
+    let pairs = [
+        ("retry-after", &script.retry_after),
+        ("retry-after-ms", &script.retry_after_ms),
+        ("x-ratelimit-reset-requests", &script.ratelimit_reset),
+    ];
+    for (name, value) in pairs {
+        if let Some(value) = value
+            && let Ok(value) = hyper::header::HeaderValue::from_str(value)
+        {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
+fn count_tokens(text: &str) -> usize {
+    text.split_whitespace().count().max(1)
+}
+
+fn chat_completion(body: &Value, text: &str, content: Option<&str>) -> Value {
+    let n = body.get("n").and_then(Value::as_u64).unwrap_or(1).max(1);
+    let answer = content.map_or_else(|| format!("echo: {text}"), str::to_owned);
+    let logprobs = body
+        .get("logprobs")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let top = body
+        .get("top_logprobs")
+        .and_then(Value::as_u64)
+        .unwrap_or(1)
+        .max(1);
+    let choices: Vec<Value> = (0..n)
+        .map(|index| {
+            let positions: Vec<Value> = answer
+                .split_whitespace()
+                .map(|token| {
+                    let alternatives: Vec<Value> = (0..top)
+                        .map(|rank| json!({"token": if rank == 0 { token.to_owned() } else { format!("alt{rank}") }, "logprob": -0.5 * rank as f64 - 0.1, "bytes": null}))
+                        .collect();
+                    json!({"token": token, "logprob": -0.1, "bytes": null, "top_logprobs": alternatives})
+                })
+                .collect();
+            json!({
+                "index": index,
+                "message": {"role": "assistant", "content": answer},
+                "finish_reason": "stop",
+                "logprobs": if logprobs { json!({"content": positions}) } else { Value::Null },
+            })
+        })
+        .collect();
+    let prompt_tokens = count_tokens(
+        &body
+            .get("messages")
+            .map(Value::to_string)
+            .unwrap_or_default(),
+    );
+    let completion_tokens = count_tokens(&answer) * usize::try_from(n).unwrap_or(1);
+    json!({
+        "id": "chatcmpl-mock",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body.get("model").cloned().unwrap_or(Value::Null),
+        "choices": choices,
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    })
+}
+
+fn text_completion(body: &Value, text: &str, content: Option<&str>) -> Value {
+    let n = body.get("n").and_then(Value::as_u64).unwrap_or(1).max(1);
+    let answer = content.map_or_else(|| format!(" echo: {text}"), str::to_owned);
+    let top = body.get("logprobs").and_then(Value::as_u64);
+    let choices: Vec<Value> = (0..n)
+        .map(|index| {
+            let logprobs = top.map_or(Value::Null, |top| {
+                let positions: Vec<Value> = answer
+                    .split_whitespace()
+                    .map(|token| {
+                        let mut alternatives = serde_json::Map::new();
+                        alternatives.insert(token.to_owned(), json!(-0.1));
+                        for rank in 1..top {
+                            alternatives.insert(format!("alt{rank}"), json!(-0.5 * rank as f64 - 0.1));
+                        }
+                        Value::Object(alternatives)
+                    })
+                    .collect();
+                json!({"tokens": [], "token_logprobs": [], "top_logprobs": positions, "text_offset": []})
+            });
+            json!({"index": index, "text": answer, "finish_reason": "stop", "logprobs": logprobs})
+        })
+        .collect();
+    let prompt_tokens = count_tokens(text);
+    let completion_tokens = count_tokens(&answer) * usize::try_from(n).unwrap_or(1);
+    json!({
+        "id": "cmpl-mock",
+        "object": "text_completion",
+        "created": 0,
+        "model": body.get("model").cloned().unwrap_or(Value::Null),
+        "choices": choices,
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directives_are_parsed() {
+        let d = directives("hello [[status=429 times=2 retry_after=0.5 malformed]] world");
+        assert_eq!(d.status, Some(429));
+        assert_eq!(d.times, Some(2));
+        assert_eq!(d.retry_after.as_deref(), Some("0.5"));
+        assert!(d.malformed);
+        assert_eq!(directives("no directives"), Directives::default());
+    }
+}

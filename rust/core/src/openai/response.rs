@@ -1,0 +1,264 @@
+//! Parsing of `chat.completion` and `text_completion` bodies into what distilabel returns.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+
+/// One alternative token at one position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    pub token: String,
+    pub logprob: f64,
+}
+
+/// What one request produced, shaped like distilabel's `GenerateOutput`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Completion {
+    /// One per choice; `None` when the provider sent no content.
+    pub generations: Vec<Option<String>>,
+    /// Finish reason of each choice that had no content (logged as a warning).
+    pub empty_finish_reasons: Vec<Option<String>>,
+    /// Per request, not per choice (as distilabel reports it); 0 without usage.
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Per choice that has logprobs: per position, the top alternatives (`None` for a
+    /// position the completions endpoint left empty).
+    pub logprobs: Vec<Vec<Option<Vec<TokenLogprob>>>>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ChatCompletion {
+    choices: Vec<ChatChoice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct ChatChoice {
+    message: ChatMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+    #[serde(default)]
+    logprobs: Option<ChatLogprobs>,
+}
+
+#[derive(Deserialize)]
+struct ChatMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChatLogprobs {
+    #[serde(default)]
+    content: Option<Vec<ChatTokenLogprobs>>,
+}
+
+#[derive(Deserialize)]
+struct ChatTokenLogprobs {
+    #[serde(default)]
+    top_logprobs: Vec<ChatTopLogprob>,
+}
+
+#[derive(Deserialize)]
+struct ChatTopLogprob {
+    token: String,
+    logprob: f64,
+}
+
+#[derive(Deserialize)]
+struct TextCompletion {
+    choices: Vec<TextChoice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct TextChoice {
+    text: String,
+    #[serde(default)]
+    logprobs: Option<TextLogprobs>,
+}
+
+#[derive(Deserialize)]
+struct TextLogprobs {
+    /// Per position, token -> logprob, in the server's order.
+    #[serde(default)]
+    top_logprobs: Option<Vec<Option<Map<String, Value>>>>,
+}
+
+fn tokens(usage: Option<&Usage>) -> (u64, u64) {
+    usage.map_or((0, 0), |u| {
+        (
+            u.prompt_tokens.unwrap_or(0),
+            u.completion_tokens.unwrap_or(0),
+        )
+    })
+}
+
+fn invalid(error: &serde_json::Error) -> ApiError {
+    ApiError::InvalidResponse(error.to_string())
+}
+
+/// Parses a `/chat/completions` response body.
+pub fn parse_chat(body: &[u8]) -> Result<Completion, ApiError> {
+    let parsed: ChatCompletion = serde_json::from_slice(body).map_err(|e| invalid(&e))?;
+    let (input_tokens, output_tokens) = tokens(parsed.usage.as_ref());
+    let mut completion = Completion {
+        input_tokens,
+        output_tokens,
+        ..Completion::default()
+    };
+    for choice in parsed.choices {
+        if choice.message.content.is_none() {
+            completion.empty_finish_reasons.push(choice.finish_reason);
+        }
+        completion.generations.push(choice.message.content);
+        let positions: Vec<Option<Vec<TokenLogprob>>> = choice
+            .logprobs
+            .and_then(|logprobs| logprobs.content)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|position| {
+                Some(
+                    position
+                        .top_logprobs
+                        .into_iter()
+                        .map(|top| TokenLogprob {
+                            token: top.token,
+                            logprob: top.logprob,
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        // distilabel keeps a choice's logprobs only when there are some.
+        if !positions.is_empty() {
+            completion.logprobs.push(positions);
+        }
+    }
+    Ok(completion)
+}
+
+/// Parses a `/completions` response body.
+pub fn parse_text(body: &[u8]) -> Result<Completion, ApiError> {
+    let parsed: TextCompletion = serde_json::from_slice(body).map_err(|e| invalid(&e))?;
+    let (input_tokens, output_tokens) = tokens(parsed.usage.as_ref());
+    let mut completion = Completion {
+        input_tokens,
+        output_tokens,
+        ..Completion::default()
+    };
+    for choice in parsed.choices {
+        completion.generations.push(Some(choice.text));
+        let Some(top_logprobs) = choice.logprobs.and_then(|l| l.top_logprobs) else {
+            continue;
+        };
+        let positions: Vec<Option<Vec<TokenLogprob>>> = top_logprobs
+            .into_iter()
+            .map(|position| {
+                position.map(|alternatives| {
+                    alternatives
+                        .into_iter()
+                        .map(|(token, logprob)| TokenLogprob {
+                            token,
+                            logprob: logprob.as_f64().unwrap_or(f64::NAN),
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        if !positions.is_empty() {
+            completion.logprobs.push(positions);
+        }
+    }
+    Ok(completion)
+}
+
+/// The provider's error message from an error body (`{"error": {"message": ...}}`), or the
+/// body itself, shortened.
+pub fn error_message(body: &[u8]) -> String {
+    let from_json = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|value| {
+            let error = value.get("error")?;
+            error
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| error.as_str().map(str::to_owned))
+        });
+    from_json.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        if text.chars().count() > 500 {
+            format!("{}…", text.chars().take(500).collect::<String>())
+        } else {
+            text.to_owned()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_with_logprobs_and_an_empty_choice() {
+        let body = br#"{"choices":[
+            {"message":{"content":"hi"},"finish_reason":"stop","logprobs":{"content":[
+                {"token":"hi","logprob":-0.1,"top_logprobs":[{"token":"hi","logprob":-0.1},{"token":"yo","logprob":-2.0}]}]}},
+            {"message":{"content":null},"finish_reason":"length","logprobs":{"content":[]}}],
+            "usage":{"prompt_tokens":5,"completion_tokens":1,"total_tokens":6}}"#;
+        let c = parse_chat(body).expect("parses");
+        assert_eq!(c.generations, vec![Some("hi".into()), None]);
+        assert_eq!(c.empty_finish_reasons, vec![Some("length".into())]);
+        assert_eq!((c.input_tokens, c.output_tokens), (5, 1));
+        assert_eq!(c.logprobs.len(), 1);
+        assert_eq!(
+            c.logprobs[0][0].as_ref().map(|alts| alts[1].token.as_str()),
+            Some("yo")
+        );
+    }
+
+    #[test]
+    fn text_completion_keeps_token_order_and_missing_positions() {
+        let body = br#"{"choices":[{"text":" there","logprobs":{"top_logprobs":[{" z":-0.2," a":-1.5},null]}}]}"#;
+        let c = parse_text(body).expect("parses");
+        assert_eq!(c.generations, vec![Some(" there".into())]);
+        assert_eq!((c.input_tokens, c.output_tokens), (0, 0));
+        let first = c.logprobs[0][0].as_ref().expect("position");
+        assert_eq!(first[0].token, " z");
+        assert_eq!(c.logprobs[0][1], None);
+    }
+
+    #[test]
+    fn malformed_bodies_are_invalid_responses() {
+        assert!(matches!(
+            parse_chat(b"{\"choices\": [}"),
+            Err(ApiError::InvalidResponse(_))
+        ));
+        assert!(matches!(
+            parse_chat(b"{\"id\": 1}"),
+            Err(ApiError::InvalidResponse(_))
+        ));
+    }
+
+    #[test]
+    fn error_messages() {
+        assert_eq!(
+            error_message(br#"{"error":{"message":"Rate limit reached","type":"x"}}"#),
+            "Rate limit reached"
+        );
+        assert_eq!(error_message(b" upstream down "), "upstream down");
+    }
+}
