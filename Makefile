@@ -48,6 +48,7 @@ format: $(BIN)/python ## Format Rust and Python sources
 bench: install ## Side-by-side benchmarks against distilabel 1.5.3 (minutes)
 	$(BIN)/python benches/bench_fanout.py
 	$(BIN)/python benches/bench_grouping.py
+	$(BIN)/python benches/bench_openai.py
 
 build-release: $(BIN)/python ## Build the release abi3 wheel into dist/
 	$(BIN)/pip install --quiet 'maturin>=1.9.4,<2'

@@ -347,15 +347,57 @@ def test_ten_thousand_requests_in_flight() -> None:
         base_url = server.stdout.readline().strip()
         llm = OpenAILLM(model="m", base_url=base_url, api_key="k", max_concurrency=None, timeout=60)
         llm.load()
-        inputs = [[{"role": "user", "content": f"[[sleep_ms=1500]] {i}"}] for i in range(10_000)]
+        inputs = [[{"role": "user", "content": f"[[sleep_ms=4000]] {i}"}] for i in range(10_000)]
         out = llm.generate(inputs)
         assert [o["generations"][0] for o in out[:3]] == [
-            f"echo: [[sleep_ms=1500]] {i}" for i in range(3)
+            f"echo: [[sleep_ms=4000]] {i}" for i in range(3)
         ]
         assert all(o["generations"][0].endswith(f" {i}") for i, o in enumerate(out))
         server.stdin.close()
         peak = int(server.stdout.readline())
-        assert peak >= 9_000  # (almost) all were in flight at once
+        assert peak == 10_000  # all were in flight at once
     finally:
         server.kill()
         server.wait()
+
+
+def test_tls_with_a_self_signed_certificate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = _core.MockServer(tls_certificate_pem=cert.read_bytes(), tls_key_pem=key.read_bytes())
+    try:
+        assert server.base_url.startswith("https://127.0.0.1:")
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        untrusted = ours(server, max_retries=0)
+        with pytest.raises(_core.APIConnectionError, match="(?i)certificate"):
+            untrusted.generate([CHAT])
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        trusted = ours(server)
+        assert trusted.generate([CHAT])[0]["generations"] == ["echo: hello there"]
+    finally:
+        server.stop()

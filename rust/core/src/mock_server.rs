@@ -28,8 +28,13 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// One request as the server received it.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,13 +61,25 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug)]
 pub struct MockServer {
     address: SocketAddr,
+    tls: bool,
     state: Arc<State>,
     stop: watch::Sender<bool>,
 }
 
 impl MockServer {
-    /// Binds 127.0.0.1 on a free port and serves on the current tokio runtime.
+    /// Binds 127.0.0.1 on a free port and serves plain HTTP on the current tokio runtime.
     pub async fn start(record: bool) -> std::io::Result<Self> {
+        Self::start_with_tls(record, None).await
+    }
+
+    /// Like [`MockServer::start`], serving HTTPS with `(certificate chain PEM, key PEM)`.
+    pub async fn start_with_tls(
+        record: bool,
+        tls: Option<(&[u8], &[u8])>,
+    ) -> std::io::Result<Self> {
+        let acceptor = tls
+            .map(|(chain, key)| tls_acceptor(chain, key))
+            .transpose()?;
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let address = listener.local_addr()?;
         let state = Arc::new(State::default());
@@ -80,21 +97,23 @@ impl MockServer {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
                 let state = Arc::clone(&server_state);
-                let mut stopped = stopped.clone();
+                let stopped = stopped.clone();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |request| handle(Arc::clone(&state), request));
-                    let connection = http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), service);
-                    tokio::select! {
-                        _ = connection => {}
-                        _ = stopped.changed() => {}
+                    match acceptor {
+                        None => serve(stream, state, stopped).await,
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                serve(stream, state, stopped).await;
+                            }
+                        }
                     }
                 });
             }
         });
         Ok(Self {
             address,
+            tls: tls.is_some(),
             state,
             stop,
         })
@@ -102,6 +121,10 @@ impl MockServer {
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// Requests received so far.
@@ -128,6 +151,36 @@ impl Drop for MockServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+async fn serve<S>(stream: S, state: Arc<State>, mut stopped: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| handle(Arc::clone(&state), request));
+    let connection = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        _ = connection => {}
+        _ = stopped.changed() => {}
+    }
+}
+
+fn tls_acceptor(chain: &[u8], key: &[u8]) -> std::io::Result<TlsAcceptor> {
+    let invalid = |e: &dyn std::fmt::Display| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+    };
+    let certificates = CertificateDer::pem_slice_iter(chain)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(&e))?;
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| invalid(&e))?;
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let config = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certificates, key)
+        .map_err(|e| invalid(&e))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 #[derive(Debug, Default, PartialEq)]

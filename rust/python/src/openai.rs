@@ -312,12 +312,19 @@ pub struct MockServer {
 
 #[pymethods]
 impl MockServer {
+    /// With `tls_certificate_pem` and `tls_key_pem`, serves HTTPS.
     #[new]
-    #[pyo3(signature = (*, record = false))]
-    fn new(py: Python<'_>, record: bool) -> PyResult<Self> {
+    #[pyo3(signature = (*, record = false, tls_certificate_pem = None, tls_key_pem = None))]
+    fn new(
+        py: Python<'_>,
+        record: bool,
+        tls_certificate_pem: Option<Vec<u8>>,
+        tls_key_pem: Option<Vec<u8>>,
+    ) -> PyResult<Self> {
         let runtime = runtime().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        let tls = tls_certificate_pem.as_deref().zip(tls_key_pem.as_deref());
         let inner = py
-            .detach(|| runtime.block_on(CoreMockServer::start(record)))
+            .detach(|| runtime.block_on(CoreMockServer::start_with_tls(record, tls)))
             .map_err(|e| PyRuntimeError::new_err(format!("cannot start the mock server: {e}")))?;
         Ok(Self { inner })
     }
@@ -327,10 +334,11 @@ impl MockServer {
         self.inner.address().port()
     }
 
-    /// `http://127.0.0.1:<port>/v1`
+    /// `http(s)://127.0.0.1:<port>/v1`
     #[getter]
     fn base_url(&self) -> String {
-        format!("http://{}/v1", self.inner.address())
+        let scheme = if self.inner.is_tls() { "https" } else { "http" };
+        format!("{scheme}://{}/v1", self.inner.address())
     }
 
     #[getter]

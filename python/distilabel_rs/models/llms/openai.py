@@ -143,6 +143,7 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
             requests_per_minute=self.requests_per_minute,
             tokens_per_minute=self.tokens_per_minute,
             pool_size=self.max_concurrency or 256,
+            root_certificate_pem=_extra_root_certificates(),
             seed=self._fanout_seed,
         )
         self._client = self._aclient = client
@@ -354,6 +355,19 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
         for index in failures:
             outputs[index] = _fanout.failed_output(num_generations, outputs[index])
         return outputs
+
+
+def _extra_root_certificates() -> Optional[bytes]:
+    # The certificates named by `SSL_CERT_FILE` are trusted too (as httpx and the openai SDK
+    # do): a self-hosted server with its own certificate authority needs nothing else.
+    path = os.environ.get("SSL_CERT_FILE")
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as e:
+        raise ValueError(f"`SSL_CERT_FILE` points to an unreadable file ({path}): {e}") from e
 
 
 def _first_user_message(messages: "StandardInput") -> Dict[str, Any]:
