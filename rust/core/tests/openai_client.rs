@@ -226,3 +226,24 @@ async fn completions_endpoint() {
     assert_eq!(completion.logprobs[0].len(), 2);
     assert_eq!(server.recorded()[0].path, "/v1/completions");
 }
+
+#[tokio::test]
+async fn requests_start_in_order() {
+    let server = MockServer::start(true).await.expect("server");
+    let client = OpenAiClient::new(&config(&server)).expect("client");
+    let requests = (0..10).map(|i| chat(&format!("q{i}"))).collect();
+    let (results, _) = batch(&client, requests, Some(1), false).await;
+    assert!(results.iter().all(Result::is_ok));
+    let texts: Vec<String> = server
+        .recorded()
+        .iter()
+        .map(|r| {
+            let body: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+            body["messages"][0]["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(texts, (0..10).map(|i| format!("q{i}")).collect::<Vec<_>>());
+}

@@ -57,41 +57,53 @@ pub async fn run_batch(
             .unwrap_or(Semaphore::MAX_PERMITS)
             .clamp(1, Semaphore::MAX_PERMITS),
     ));
-    let mut tasks = JoinSet::new();
-    for (index, request) in requests.into_iter().enumerate() {
-        let client = Arc::clone(&client);
-        let permits = Arc::clone(&permits);
-        let progress = Arc::clone(&progress);
-        tasks.spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else {
-                return (index, Err(ApiError::Cancelled));
-            };
-            progress.in_flight.fetch_add(1, Ordering::Relaxed);
-            let result = client.send(&request, progress.as_ref()).await;
-            progress.in_flight.fetch_sub(1, Ordering::Relaxed);
-            let counter = if result.is_ok() {
-                &progress.done
-            } else {
-                &progress.failed
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-            (index, result)
-        });
-    }
-
     let mut results: Vec<Result<Completion, ApiError>> =
         (0..count).map(|_| Err(ApiError::Cancelled)).collect();
-    while let Some(joined) = tasks.join_next().await {
-        let Ok((index, result)) = joined else {
-            continue; // a task can only end early by being aborted below
-        };
-        let failed = result.is_err();
-        if let Some(slot) = results.get_mut(index) {
-            *slot = result;
-        }
-        if failed && fail_fast {
-            tasks.abort_all();
-            permits.close();
+    let mut tasks: JoinSet<(usize, Result<Completion, ApiError>)> = JoinSet::new();
+    let mut pending = requests.into_iter().enumerate();
+    let mut next = pending.next();
+    let mut stopped = false;
+    // Requests start in order (a permit is taken before each is spawned), and finished ones
+    // are collected meanwhile, so that a failure can stop the batch before the rest starts.
+    loop {
+        tokio::select! {
+            biased;
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                let Ok((index, result)) = joined else {
+                    continue; // a task only ends early when aborted below
+                };
+                let failed = result.is_err();
+                if let Some(slot) = results.get_mut(index) {
+                    *slot = result;
+                }
+                if failed && fail_fast && !stopped {
+                    stopped = true;
+                    next = None;
+                    tasks.abort_all();
+                }
+            }
+            permit = Arc::clone(&permits).acquire_owned(), if next.is_some() => {
+                let (Ok(permit), Some((index, request))) = (permit, next.take()) else {
+                    break;
+                };
+                let client = Arc::clone(&client);
+                let progress = Arc::clone(&progress);
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    progress.in_flight.fetch_add(1, Ordering::Relaxed);
+                    let result = client.send(&request, progress.as_ref()).await;
+                    progress.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    let counter = if result.is_ok() {
+                        &progress.done
+                    } else {
+                        &progress.failed
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    (index, result)
+                });
+                next = pending.next();
+            }
+            else => break,
         }
     }
     results
