@@ -401,3 +401,33 @@ def test_tls_with_a_self_signed_certificate(
         assert trusted.generate([CHAT])[0]["generations"] == ["echo: hello there"]
     finally:
         server.stop()
+
+
+def test_progress_is_reported_for_native_batches(server: Any) -> None:
+    llm = ours(server, max_concurrency=4, error_policy="isolate", max_retries=0)
+    calls: list = []
+    llm.set_progress_callback(calls.append)
+    inputs = [[{"role": "user", "content": f"[[sleep_ms=10]] {i}"}] for i in range(100)]
+    inputs.append([{"role": "user", "content": "[[status=500]] x"}])
+    llm.generate(inputs)
+    assert 1 <= len(calls) < 50  # about ten a second, not one per request
+    assert calls[-1] == (101, 100, 1, 0, 0)
+
+
+def test_cancelling_an_awaiting_task_cancels_the_native_batch(server: Any) -> None:
+    import asyncio
+
+    llm = ours(server)
+
+    async def main() -> None:
+        inputs = [[{"role": "user", "content": f"[[sleep_ms=30000]] {i}"}] for i in range(10)]
+        task = asyncio.ensure_future(llm._agenerate(inputs))
+        while server.requests < 10:
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert time.monotonic() - started < 1.0
+
+    asyncio.run(main())
