@@ -141,20 +141,57 @@ def test_ctrl_c_during_a_poll_becomes_not_finished_with_the_job_ids(zoo) -> None
     assert isinstance(info.value.__cause__, KeyboardInterrupt)
 
 
-def test_ctrl_c_during_the_sleep_also_becomes_not_finished(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ctrl_c_during_the_wait_becomes_not_finished_within_a_fraction_of_a_second() -> None:
     # distilabel lets this KeyboardInterrupt escape; the fix is listed in COMPATIBILITY.md.
-    def interrupted_sleep(_: float) -> None:
-        raise KeyboardInterrupt
+    code = textwrap.dedent(
+        """
+        import os, signal, threading, time
+        import tests.zoo.rs as zoo
+        from distilabel_rs.exceptions import DistilabelOfflineBatchGenerationNotFinishedException
 
-    monkeypatch.setattr("time.sleep", interrupted_sleep)
+        llm = zoo.BatchLLM(use_offline_batch_generation=True,
+                           offline_batch_generation_block_until_done=60)
+        llm.load()
+        threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        started = time.monotonic()
+        try:
+            llm.generate_outputs(inputs=["a"])
+        except DistilabelOfflineBatchGenerationNotFinishedException as e:
+            late = time.monotonic() - started - 0.5
+            print(e.jobs_ids, type(e.__cause__).__name__, late < 0.5)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=_repo_root(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "('job-1', 'job-2') KeyboardInterrupt True"
+
+
+def test_a_sigint_recorded_by_a_pipeline_worker_ends_the_wait() -> None:
+    import os
+    import threading
+    import time
+
     llm = zoo_rs.BatchLLM(
-        use_offline_batch_generation=True, offline_batch_generation_block_until_done=5
+        use_offline_batch_generation=True, offline_batch_generation_block_until_done=60
     )
     llm.load()
-    with pytest.raises(DistilabelOfflineBatchGenerationNotFinishedException) as info:
-        llm.generate_outputs(inputs=["a"])
+    timer = threading.Timer(0.3, lambda: os.environ.__setitem__("sigint_handler_called", "1"))
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(DistilabelOfflineBatchGenerationNotFinishedException) as info:
+            llm.generate_outputs(inputs=["a"])
+    finally:
+        timer.join()
+        os.environ.pop("sigint_handler_called", None)
+    assert time.monotonic() - started < 5
     assert info.value.jobs_ids == ("job-1", "job-2")
-    assert isinstance(info.value.__cause__, KeyboardInterrupt)
 
 
 def test_polling_before_load_fails_like_distilabel(zoo) -> None:

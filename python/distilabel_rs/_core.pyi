@@ -17,6 +17,7 @@ __all__ = [
     "RequestCancelledError",
     "__version__",
     "merge_responses",
+    "wait_between_polls",
 ]
 
 __version__: str
@@ -144,3 +145,7 @@ class MockServer:
     def peak_in_flight(self) -> int: ...
     def recorded(self) -> list[tuple[str, str, str | None]]: ...
     def stop(self) -> None: ...
+
+def wait_between_polls(seconds: float) -> bool:
+    """Sleeps without the GIL; `KeyboardInterrupt` on Ctrl-C; `True` early if the
+    `sigint_handler_called` environment variable gets set."""

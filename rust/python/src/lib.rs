@@ -7,6 +7,7 @@ mod errors;
 mod fanout;
 mod grouping;
 mod openai;
+mod polling;
 
 use pyo3::prelude::*;
 
@@ -20,6 +21,8 @@ mod _core {
     use crate::grouping::merge_responses;
     #[pymodule_export]
     use crate::openai::{BatchHandle, MockServer, OpenAIClient};
+    #[pymodule_export]
+    use crate::polling::wait_between_polls;
 
     use pyo3::prelude::*;
 

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import sys
-import time
 from abc import ABC, abstractmethod
 from functools import cached_property
 from typing import (
@@ -41,6 +40,7 @@ from pydantic import (
 )
 
 from distilabel_rs._core import merge_responses as _merge_responses
+from distilabel_rs._core import wait_between_polls
 from distilabel_rs.constants import SIGINT_HANDLER_CALLED_ENV_NAME
 from distilabel_rs.errors import DistilabelNotImplementedError, DistilabelUserError
 from distilabel_rs.exceptions import DistilabelOfflineBatchGenerationNotFinishedException
@@ -204,7 +204,11 @@ class LLM(RuntimeParametersModelMixin, BaseModel, _Serializable, ABC):
                     if os.getenv(SIGINT_HANDLER_CALLED_ENV_NAME) is not None:
                         self._logger.info(_STOP_POLLING_MESSAGE)
                         raise
-                time.sleep(block)  # type: ignore[arg-type]
+                    # Waits in Rust without the GIL; Ctrl-C raises KeyboardInterrupt within
+                    # 50 ms, and a SIGINT recorded by a pipeline worker ends the wait too.
+                    if wait_between_polls(block):  # type: ignore[arg-type]
+                        self._logger.info(_STOP_POLLING_MESSAGE)
+                        raise
             except KeyboardInterrupt as e:
                 # Also while sleeping, where distilabel lets it escape (COMPATIBILITY.md).
                 self._logger.info(_STOP_POLLING_MESSAGE)
