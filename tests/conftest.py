@@ -1,4 +1,8 @@
 import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,3 +51,18 @@ def same_modules(value: Any) -> Any:
 def _no_sigint_marker(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("sigint_handler_called", raising=False)
     os.environ.pop("ZOO_API_KEY", None)
+
+
+REPO = str(Path(__file__).resolve().parents[1])
+
+
+def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Runs `code` (dedented) in a fresh interpreter at the repository root; a hang fails
+    the test at `timeout`."""
+    return subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )

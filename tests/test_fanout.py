@@ -2,11 +2,7 @@
 
 import asyncio
 import random
-import subprocess
-import sys
-import textwrap
 import threading
-from pathlib import Path
 from typing import Any, List, Optional
 
 import pytest
@@ -14,8 +10,7 @@ from pydantic import PrivateAttr
 
 from distilabel_rs import AsyncLLM
 from distilabel_rs.models.llms import _fanout
-
-REPO = str(Path(__file__).resolve().parents[1])
+from tests.conftest import run_python
 
 
 class Flaky(Exception):
@@ -318,18 +313,8 @@ def test_callback_and_loop_are_not_pickled() -> None:
     assert copy.generate(["b"])[0]["generations"] == ["b/0"]
 
 
-def _run_script(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
-
-
 def test_forked_child_uses_the_inherited_object_directly() -> None:
-    result = _run_script(
+    result = run_python(
         """
         import os
         from tests.test_fanout import probe
@@ -372,7 +357,7 @@ CTRL_C_SCRIPT = """
     ],
 )
 def test_ctrl_c_stops_generate_quickly_and_cancels_in_flight(call: str) -> None:
-    result = _run_script(CTRL_C_SCRIPT.format(call=call), timeout=60)
+    result = run_python(CTRL_C_SCRIPT.format(call=call), timeout=60)
     assert result.returncode == 0, result.stderr
     word, seconds, cancelled, in_flight = result.stdout.split()
     assert word == "interrupted"
@@ -382,7 +367,7 @@ def test_ctrl_c_stops_generate_quickly_and_cancels_in_flight(call: str) -> None:
 
 def test_interpreter_exit_with_work_in_flight_is_clean() -> None:
     for _ in range(5):
-        result = _run_script(
+        result = run_python(
             """
             import threading, time
             from tests.test_fanout import probe

@@ -4,8 +4,6 @@ import asyncio
 import gc
 import logging
 import pickle
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -17,7 +15,7 @@ import tests.zoo.rs as zoo_rs
 from distilabel_rs import LLM, AsyncLLM
 from distilabel_rs.errors import DistilabelNotImplementedError, DistilabelUserError
 from distilabel_rs.exceptions import DistilabelOfflineBatchGenerationNotFinishedException
-from tests.conftest import FANOUT_FIELDS
+from tests.conftest import FANOUT_FIELDS, run_python
 
 
 @pytest.mark.parametrize(("ours", "theirs"), [(LLM, dl_base.LLM), (AsyncLLM, dl_base.AsyncLLM)])
@@ -161,13 +159,7 @@ def test_ctrl_c_during_the_wait_becomes_not_finished_within_a_fraction_of_a_seco
             print(e.jobs_ids, type(e.__cause__).__name__, late < 0.5)
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=_repo_root(),
-    )
+    result = run_python(code, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "('job-1', 'job-2') KeyboardInterrupt True"
 
@@ -309,9 +301,7 @@ def test_forked_worker_loads_and_generates_a_pickled_llm() -> None:
             print(out[0]["generations"])
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=_repo_root()
-    )
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['child-0', 'child-0']"
 
@@ -327,13 +317,7 @@ def test_import_and_construction_start_no_threads() -> None:
         print(len(os.listdir("/proc/self/task")))
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=_repo_root(),
-    )
+    result = run_python(code, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1"
 
@@ -382,9 +366,3 @@ def test_not_finished_exception_type_is_ours() -> None:
     llm = zoo_rs.BatchLLM(use_offline_batch_generation=True)
     with pytest.raises(DistilabelOfflineBatchGenerationNotFinishedException):
         llm.generate_outputs(inputs=["a"])
-
-
-def _repo_root() -> str:
-    from pathlib import Path
-
-    return str(Path(__file__).resolve().parents[1])

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any, List
@@ -13,9 +12,13 @@ from distilabel.models.llms import OpenAILLM as DistilabelOpenAILLM
 from pydantic import BaseModel, ValidationError
 
 from distilabel_rs import OpenAILLM, _core
-from tests.conftest import FANOUT_FIELDS, without_fanout_fields
+from tests.conftest import (
+    FANOUT_FIELDS,
+    REPO,
+    run_python,
+    without_fanout_fields,
+)
 
-REPO = str(Path(__file__).resolve().parents[1])
 KEY = "sk-secret-test-key"
 CHAT = [{"role": "user", "content": "hello there"}]
 
@@ -272,18 +275,8 @@ def test_unload_and_pickle(server: Any) -> None:
     pickle.loads(pickle.dumps(llm))
 
 
-def _script(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
-
-
 def test_forked_child_builds_its_own_client() -> None:
-    result = _script(
+    result = run_python(
         """
         import os
         from distilabel_rs import OpenAILLM, _core
@@ -306,7 +299,7 @@ def test_forked_child_builds_its_own_client() -> None:
 
 
 def test_ctrl_c_cancels_the_batch_quickly() -> None:
-    result = _script(
+    result = run_python(
         """
         import os, signal, threading, time
         from distilabel_rs import OpenAILLM, _core

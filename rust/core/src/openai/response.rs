@@ -96,13 +96,21 @@ struct TextLogprobs {
     top_logprobs: Option<Vec<Option<Map<String, Value>>>>,
 }
 
-fn tokens(usage: Option<&Usage>) -> (u64, u64) {
-    usage.map_or((0, 0), |u| {
-        (
-            u.prompt_tokens.unwrap_or(0),
-            u.completion_tokens.unwrap_or(0),
-        )
-    })
+impl Completion {
+    /// An empty completion with the token counts of `usage` (0 without usage).
+    fn counting(usage: Option<&Usage>) -> Self {
+        let (input_tokens, output_tokens) = usage.map_or((0, 0), |u| {
+            (
+                u.prompt_tokens.unwrap_or(0),
+                u.completion_tokens.unwrap_or(0),
+            )
+        });
+        Self {
+            input_tokens,
+            output_tokens,
+            ..Self::default()
+        }
+    }
 }
 
 fn invalid(error: &serde_json::Error) -> ApiError {
@@ -112,12 +120,7 @@ fn invalid(error: &serde_json::Error) -> ApiError {
 /// Parses a `/chat/completions` response body.
 pub fn parse_chat(body: &[u8]) -> Result<Completion, ApiError> {
     let parsed: ChatCompletion = serde_json::from_slice(body).map_err(|e| invalid(&e))?;
-    let (input_tokens, output_tokens) = tokens(parsed.usage.as_ref());
-    let mut completion = Completion {
-        input_tokens,
-        output_tokens,
-        ..Completion::default()
-    };
+    let mut completion = Completion::counting(parsed.usage.as_ref());
     for choice in parsed.choices {
         if choice.message.content.is_none() {
             completion.empty_finish_reasons.push(choice.finish_reason);
@@ -152,12 +155,7 @@ pub fn parse_chat(body: &[u8]) -> Result<Completion, ApiError> {
 /// Parses a `/completions` response body.
 pub fn parse_text(body: &[u8]) -> Result<Completion, ApiError> {
     let parsed: TextCompletion = serde_json::from_slice(body).map_err(|e| invalid(&e))?;
-    let (input_tokens, output_tokens) = tokens(parsed.usage.as_ref());
-    let mut completion = Completion {
-        input_tokens,
-        output_tokens,
-        ..Completion::default()
-    };
+    let mut completion = Completion::counting(parsed.usage.as_ref());
     for choice in parsed.choices {
         completion.generations.push(Some(choice.text));
         let Some(top_logprobs) = choice.logprobs.and_then(|l| l.top_logprobs) else {
