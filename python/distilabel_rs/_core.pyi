@@ -109,6 +109,19 @@ class OpenAIClient:
         pool_size: int = 64,
         seed: int | None = None,
     ) -> OpenAIClient: ...
+    def batch_submit(
+        self,
+        rows: Sequence[Mapping[str, Any] | bytes],
+        *,
+        file_name_prefix: str,
+        metadata: Mapping[str, str],
+        max_rows_per_file: int = 50000,
+        max_bytes_per_file: int = 209715200,
+    ) -> list[str]:
+        """Uploads the rows in files split at the API's limits; one batch per file."""
+    def batch_check(self, batch_ids: Sequence[str]) -> dict[str, Any]:
+        """`running`, `counts`, `results` by custom_id, `submitted`, `unfinished` lines."""
+    def batch_cancel(self, batch_ids: Sequence[str]) -> None: ...
     def start(
         self,
         requests: Sequence[tuple[bool, Mapping[str, Any]]],
@@ -134,7 +147,13 @@ class BatchHandle:
 class MockServer:
     """A local OpenAI-compatible server (see `rust/core/src/mock_server.rs`)."""
 
-    def __new__(cls, *, record: bool = False) -> MockServer: ...
+    def __new__(
+        cls,
+        *,
+        record: bool = False,
+        tls_certificate_pem: bytes | None = None,
+        tls_key_pem: bytes | None = None,
+    ) -> MockServer: ...
     @property
     def port(self) -> int: ...
     @property
@@ -144,6 +163,7 @@ class MockServer:
     @property
     def peak_in_flight(self) -> int: ...
     def recorded(self) -> list[tuple[str, str, str | None]]: ...
+    def batch_ids(self) -> list[str]: ...
     def stop(self) -> None: ...
 
 def wait_between_polls(seconds: float) -> bool:

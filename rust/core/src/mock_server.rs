@@ -11,6 +11,11 @@
 //! - `malformed`: a 200 whose body is not JSON; `truncated`: a 200 whose JSON is cut short;
 //! - `content=...`: answer this content instead of the echo.
 //!
+//! It also serves the Files and Batches endpoints: uploaded JSONL files run as batch jobs
+//! that advance one state per `retrieve` (validating, in_progress, finalizing, then
+//! completed). In a batch, `[[status=...]]` rows fail (error file) and `[[expire]]` rows
+//! (`times` defaults to 1) are left undone, making the job `expired`.
+//!
 //! It counts requests and the most it saw in flight at once, and can record bodies.
 
 use std::collections::HashMap;
@@ -51,6 +56,40 @@ struct State {
     peak_in_flight: AtomicUsize,
     attempts: Mutex<HashMap<String, u32>>,
     recorded: Mutex<Option<Vec<RecordedRequest>>>,
+    files: Mutex<HashMap<String, Bytes>>,
+    batches: Mutex<HashMap<String, MockBatch>>,
+    next_id: AtomicUsize,
+}
+
+#[derive(Debug, Clone)]
+struct MockBatch {
+    id: String,
+    input_file_id: String,
+    metadata: Value,
+    /// Retrieves so far: each one advances the status.
+    step: u32,
+    cancel_requested: bool,
+    status: &'static str,
+    output_file_id: Option<String>,
+    error_file_id: Option<String>,
+    counts: (usize, usize, usize),
+}
+
+impl MockBatch {
+    fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "object": "batch",
+            "endpoint": "/v1/chat/completions",
+            "input_file_id": self.input_file_id,
+            "completion_window": "24h",
+            "status": self.status,
+            "output_file_id": self.output_file_id,
+            "error_file_id": self.error_file_id,
+            "metadata": self.metadata,
+            "request_counts": {"total": self.counts.0, "completed": self.counts.1, "failed": self.counts.2},
+        })
+    }
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -137,6 +176,13 @@ impl MockServer {
         self.state.peak_in_flight.load(Ordering::Relaxed)
     }
 
+    /// Ids of the batches created so far, oldest first.
+    pub fn batch_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = locked(&self.state.batches).keys().cloned().collect();
+        ids.sort_by_key(|id| id.rsplit('_').next().and_then(|n| n.parse::<usize>().ok()));
+        ids
+    }
+
     /// The recorded requests (empty unless started with `record`).
     pub fn recorded(&self) -> Vec<RecordedRequest> {
         locked(&self.state.recorded).clone().unwrap_or_default()
@@ -193,6 +239,7 @@ struct Directives {
     sleep_ms: Option<u64>,
     malformed: bool,
     truncated: bool,
+    expire: bool,
     content: Option<String>,
 }
 
@@ -215,6 +262,7 @@ fn directives(text: &str) -> Directives {
             "sleep_ms" => found.sleep_ms = value.parse().ok(),
             "malformed" => found.malformed = true,
             "truncated" => found.truncated = true,
+            "expire" => found.expire = true,
             "content" => found.content = Some(value.replace('_', " ")),
             _ => {}
         }
@@ -262,6 +310,13 @@ async fn handle(
     let _in_flight = InFlight::enter(&state);
     state.requests.fetch_add(1, Ordering::Relaxed);
     let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    let content_type = request
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let authorization = request
         .headers()
         .get("authorization")
@@ -277,6 +332,9 @@ async fn handle(
             body: String::from_utf8_lossy(&raw).into_owned(),
             authorization,
         });
+    }
+    if let Some(answer) = batch_endpoints(&state, &method, &path, &content_type, &raw) {
+        return Ok(answer);
     }
     let Ok(body) = serde_json::from_slice::<Value>(&raw) else {
         let error =
@@ -315,6 +373,247 @@ async fn handle(
         payload.truncate(payload.len() / 2);
     }
     Ok(reply(StatusCode::OK, payload))
+}
+
+fn new_id(state: &State, prefix: &str) -> String {
+    format!("{prefix}_{}", state.next_id.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The Files and Batches endpoints; `None` for any other path.
+fn batch_endpoints(
+    state: &State,
+    method: &hyper::Method,
+    path: &str,
+    content_type: &str,
+    raw: &Bytes,
+) -> Option<Response<Full<Bytes>>> {
+    let rest = path.strip_prefix("/v1/")?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let not_found = || {
+        let error = json!({"error": {"message": format!("No such object: {path}")}});
+        reply(StatusCode::NOT_FOUND, error.to_string())
+    };
+    match (method.as_str(), parts.as_slice()) {
+        ("POST", ["files"]) => {
+            let Some((name, content)) = multipart_file(content_type, raw) else {
+                return Some(reply(
+                    StatusCode::BAD_REQUEST,
+                    r#"{"error":{"message":"no file part"}}"#.into(),
+                ));
+            };
+            let id = new_id(state, "file");
+            let size = content.len();
+            locked(&state.files).insert(id.clone(), content);
+            let file = json!({"id": id, "object": "file", "bytes": size, "filename": name, "purpose": "batch"});
+            Some(reply(StatusCode::OK, file.to_string()))
+        }
+        ("GET", ["files", id, "content"]) => Some(match locked(&state.files).get(*id) {
+            Some(content) => {
+                let mut response = Response::new(Full::new(content.clone()));
+                response.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("application/jsonl"),
+                );
+                response
+            }
+            None => not_found(),
+        }),
+        ("POST", ["batches"]) => {
+            let request: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
+            let input_file_id = request
+                .get("input_file_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let rows = locked(&state.files)
+                .get(&input_file_id)
+                .map(|content| jsonl_lines(content).count());
+            let Some(rows) = rows else {
+                return Some(not_found());
+            };
+            let batch = MockBatch {
+                id: new_id(state, "batch"),
+                input_file_id,
+                metadata: request.get("metadata").cloned().unwrap_or(Value::Null),
+                step: 0,
+                cancel_requested: false,
+                status: "validating",
+                output_file_id: None,
+                error_file_id: None,
+                counts: (rows, 0, 0),
+            };
+            let answer = batch.to_json().to_string();
+            locked(&state.batches).insert(batch.id.clone(), batch);
+            Some(reply(StatusCode::OK, answer))
+        }
+        ("GET", ["batches", id]) => {
+            let mut batch = locked(&state.batches).get(*id).cloned()?;
+            advance(state, &mut batch);
+            let answer = batch.to_json().to_string();
+            locked(&state.batches).insert(batch.id.clone(), batch);
+            Some(reply(StatusCode::OK, answer))
+        }
+        ("POST", ["batches", id, "cancel"]) => {
+            let mut batches = locked(&state.batches);
+            let batch = batches.get_mut(*id)?;
+            if !matches!(
+                batch.status,
+                "completed" | "expired" | "failed" | "cancelled"
+            ) {
+                batch.cancel_requested = true;
+                batch.status = "cancelling";
+            }
+            Some(reply(StatusCode::OK, batch.to_json().to_string()))
+        }
+        ("POST" | "GET", ["files" | "batches", ..]) => Some(not_found()),
+        _ => None,
+    }
+}
+
+fn jsonl_lines(content: &[u8]) -> impl Iterator<Item = &[u8]> {
+    content
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+}
+
+/// One more status step: validating -> in_progress -> finalizing -> done, where the rows
+/// are answered (a cancelled job answers none).
+fn advance(state: &State, batch: &mut MockBatch) {
+    if matches!(
+        batch.status,
+        "completed" | "expired" | "failed" | "cancelled"
+    ) {
+        return;
+    }
+    batch.step += 1;
+    if batch.cancel_requested {
+        let (output, errors, _) = run_rows(state, batch, true);
+        finish(state, batch, "cancelled", output, errors);
+        return;
+    }
+    batch.status = match batch.step {
+        1 => "in_progress",
+        2 => "finalizing",
+        _ => {
+            let (output, errors, expired) = run_rows(state, batch, false);
+            finish(
+                state,
+                batch,
+                if expired { "expired" } else { "completed" },
+                output,
+                errors,
+            );
+            return;
+        }
+    };
+}
+
+fn finish(
+    state: &State,
+    batch: &mut MockBatch,
+    status: &'static str,
+    output: Vec<u8>,
+    errors: Vec<u8>,
+) {
+    batch.status = status;
+    let mut files = locked(&state.files);
+    for (content, slot) in [
+        (output, &mut batch.output_file_id),
+        (errors, &mut batch.error_file_id),
+    ] {
+        if !content.is_empty() {
+            let id = new_id(state, "file");
+            files.insert(id.clone(), Bytes::from(content));
+            *slot = Some(id);
+        }
+    }
+}
+
+/// Answers the rows of a job: `(output file, error file, whether a row was left undone)`.
+fn run_rows(state: &State, batch: &mut MockBatch, cancelled: bool) -> (Vec<u8>, Vec<u8>, bool) {
+    let content = locked(&state.files)
+        .get(&batch.input_file_id)
+        .cloned()
+        .unwrap_or_default();
+    let (mut output, mut errors, mut undone) = (Vec::new(), Vec::new(), false);
+    let (mut completed, mut failed) = (0, 0);
+    for line in jsonl_lines(&content) {
+        let Ok(row) = serde_json::from_slice::<Value>(line) else {
+            continue;
+        };
+        let custom_id = row.get("custom_id").cloned().unwrap_or(Value::Null);
+        let body = row.get("body").cloned().unwrap_or(Value::Null);
+        let text = text_of(&body);
+        let script = directives(&text);
+        let expires = script.expire && {
+            let mut attempts = locked(&state.attempts);
+            let count = attempts.entry(format!("expire:{text}")).or_insert(0);
+            *count += 1;
+            *count <= script.times.unwrap_or(1)
+        };
+        if cancelled || expires {
+            undone = true;
+            let code = if cancelled {
+                "batch_cancelled"
+            } else {
+                "batch_expired"
+            };
+            let entry = json!({"custom_id": custom_id, "response": null,
+                "error": {"code": code, "message": "This request was not executed."}});
+            errors.extend_from_slice(entry.to_string().as_bytes());
+            errors.push(b'\n');
+            continue;
+        }
+        if let Some(status) = script.status {
+            failed += 1;
+            let entry = json!({"custom_id": custom_id, "response": {"status_code": status,
+                "body": {"error": {"message": format!("Scripted failure with status {status}")}}}, "error": null});
+            errors.extend_from_slice(entry.to_string().as_bytes());
+            errors.push(b'\n');
+            continue;
+        }
+        completed += 1;
+        let answer = chat_completion(&body, &text, script.content.as_deref());
+        let entry = json!({"custom_id": custom_id, "response": {"status_code": 200, "body": answer}, "error": null});
+        output.extend_from_slice(entry.to_string().as_bytes());
+        output.push(b'\n');
+    }
+    batch.counts = (batch.counts.0, completed, failed);
+    (output, errors, undone)
+}
+
+/// The name and content of the `file` part of a multipart form.
+fn multipart_file(content_type: &str, raw: &Bytes) -> Option<(String, Bytes)> {
+    let boundary = content_type.split("boundary=").nth(1)?.trim_matches('"');
+    let delimiter = format!("--{boundary}");
+    let text = raw.as_ref();
+    let mut start = 0;
+    while let Some(found) = find(&text[start..], delimiter.as_bytes()) {
+        let part_start = start + found + delimiter.len();
+        let next = find(&text[part_start..], delimiter.as_bytes())?;
+        let part = &text[part_start..part_start + next];
+        start = part_start;
+        let header_end = find(part, b"\r\n\r\n")?;
+        let headers = String::from_utf8_lossy(&part[..header_end]);
+        if headers.contains("name=\"file\"") {
+            let name = headers
+                .split("filename=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or("file")
+                .to_owned();
+            let body = &part[header_end + 4..];
+            let body = body.strip_suffix(b"\r\n").unwrap_or(body);
+            return Some((name, Bytes::copy_from_slice(body)));
+        }
+    }
+    None
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use distilabel_rs_core::fanout::RetryPolicy;
 use distilabel_rs_core::mock_server::MockServer as CoreMockServer;
+use distilabel_rs_core::openai::batch_api::{
+    self, BatchApi, Check, MAX_BYTES_PER_FILE, MAX_ROWS_PER_FILE, RowResult,
+};
 use distilabel_rs_core::openai::{
     ApiError, BatchProgress, ClientConfig, Completion, Endpoint, OpenAiClient, Request,
     TokenLogprob, run_batch,
@@ -18,7 +21,7 @@ use distilabel_rs_core::openai::{
 use distilabel_rs_core::runtime::runtime;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 use serde_json::Value;
 use tokio::task::AbortHandle;
 
@@ -132,6 +135,115 @@ impl OpenAIClient {
             finished,
         })
     }
+
+    /// Writes `rows` (dicts in the Batch API's JSONL format, or JSONL lines as bytes) into
+    /// files split at the API's limits, uploads them and starts one batch per file. Returns
+    /// the batch ids, in file order.
+    #[pyo3(signature = (
+        rows,
+        *,
+        file_name_prefix,
+        metadata,
+        max_rows_per_file = MAX_ROWS_PER_FILE,
+        max_bytes_per_file = MAX_BYTES_PER_FILE,
+    ))]
+    fn batch_submit(
+        &self,
+        py: Python<'_>,
+        rows: Vec<Bound<'_, PyAny>>,
+        file_name_prefix: &str,
+        metadata: &Bound<'_, PyAny>,
+        max_rows_per_file: usize,
+        max_bytes_per_file: usize,
+    ) -> PyResult<Vec<String>> {
+        let mut lines = Vec::with_capacity(rows.len());
+        for (index, row) in rows.iter().enumerate() {
+            let mut line = match row.cast::<PyBytes>() {
+                Ok(bytes) => bytes.as_bytes().to_vec(),
+                Err(_) => serde_json::to_vec(&to_json(row, &format!("row {index}"))?)
+                    .map_err(|e| PyRuntimeError::new_err(e.to_string()))?,
+            };
+            if line.last() != Some(&b'\n') {
+                line.push(b'\n');
+            }
+            lines.push(line);
+        }
+        let metadata = to_json(metadata, "metadata")?;
+        let files = batch_api::split_into_files(lines, max_rows_per_file, max_bytes_per_file)
+            .into_iter()
+            .enumerate()
+            .map(|(number, content)| (format!("{file_name_prefix}-fileno-{number}.jsonl"), content))
+            .collect();
+        let api = BatchApi::new(Arc::clone(&self.inner));
+        block_on(py, async move {
+            batch_api::submit(&api, files, &metadata).await
+        })?
+        .map_err(IntoPyErr::into_pyerr)
+    }
+
+    /// Where the batches stand: `{"running", "counts": (total, completed, failed),
+    /// "results": {custom_id: GenerateOutput | error message}, "submitted": [custom_id],
+    /// "unfinished": [JSONL line]}` (results only once none is running).
+    fn batch_check<'py>(
+        &self,
+        py: Python<'py>,
+        batch_ids: Vec<String>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let api = BatchApi::new(Arc::clone(&self.inner));
+        let check = block_on(py, async move { batch_api::check(&api, &batch_ids).await })?
+            .map_err(IntoPyErr::into_pyerr)?;
+        let answer = PyDict::new(py);
+        let (counts, collected) = match check {
+            Check::Running(counts) => (counts, None),
+            Check::Done(counts, collected) => (counts, Some(collected)),
+        };
+        answer.set_item("running", collected.is_none())?;
+        answer.set_item("counts", (counts.total, counts.completed, counts.failed))?;
+        let results = PyDict::new(py);
+        let unfinished = PyList::empty(py);
+        let submitted = PyList::empty(py);
+        if let Some(collected) = collected {
+            for (custom_id, row) in &collected.rows {
+                match row {
+                    RowResult::Completed(completion) => {
+                        results.set_item(custom_id, generate_output(py, completion)?)?;
+                    }
+                    RowResult::Failed(message) => results.set_item(custom_id, message)?,
+                }
+            }
+            for line in &collected.unfinished {
+                unfinished.append(PyBytes::new(py, line))?;
+            }
+            for custom_id in &collected.submitted {
+                submitted.append(custom_id)?;
+            }
+        }
+        answer.set_item("results", results)?;
+        answer.set_item("unfinished", unfinished)?;
+        answer.set_item("submitted", submitted)?;
+        Ok(answer)
+    }
+
+    /// Asks the API to cancel the batches (their finished rows stay available).
+    fn batch_cancel(&self, py: Python<'_>, batch_ids: Vec<String>) -> PyResult<()> {
+        let api = BatchApi::new(Arc::clone(&self.inner));
+        block_on(py, async move {
+            for id in &batch_ids {
+                api.cancel(id).await?;
+            }
+            Ok::<(), ApiError>(())
+        })?
+        .map_err(IntoPyErr::into_pyerr)
+    }
+}
+
+/// Runs `future` on this process's runtime with the GIL released.
+fn block_on<F: std::future::Future + Send>(py: Python<'_>, future: F) -> PyResult<F::Output>
+where
+    F::Output: Send,
+{
+    let runtime = runtime().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    Ok(py.detach(|| runtime.block_on(future)))
 }
 
 /// Prompt characters / 4 (a usual tokens estimate) plus the most the request may generate.
@@ -349,6 +461,11 @@ impl MockServer {
     #[getter]
     fn peak_in_flight(&self) -> usize {
         self.inner.peak_in_flight()
+    }
+
+    /// Ids of the batches created so far, oldest first.
+    fn batch_ids(&self) -> Vec<String> {
+        self.inner.batch_ids()
     }
 
     /// `(path, body, authorization header)` of each request, when started with `record`.

@@ -49,6 +49,9 @@ sleep: Callable[[float], Any] = _sleep
 
 
 def describe_error(error: BaseException) -> str:
+    # Errors that are only a provider's message (batch rows) are kept as they are.
+    if getattr(error, "message_only", False):
+        return str(error)
     return f"{type(error).__name__}: {error}"
 
 

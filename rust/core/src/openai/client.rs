@@ -234,6 +234,67 @@ impl OpenAiClient {
         }
     }
 
+    /// A request to another endpoint of the API (files, batches), retried like the others;
+    /// returns the body of a 2xx answer.
+    pub async fn request_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(String, Vec<u8>)>,
+    ) -> Result<Vec<u8>, ApiError> {
+        let body = body.map(|(content_type, bytes)| (content_type, bytes::Bytes::from(bytes)));
+        let mut retries = 0;
+        loop {
+            let outcome = self.raw_once(&method, path, body.as_ref()).await;
+            match outcome {
+                Err(error) if error.is_retryable() && retries < self.retry.max_retries => {
+                    let delay = match error.retry_after() {
+                        Some(hint) if hint.is_finite() && hint >= 0.0 => hint,
+                        _ => {
+                            let mut limits = self.limits();
+                            self.retry.backoff(retries, &mut limits.jitter)
+                        }
+                    };
+                    retries += 1;
+                    tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn raw_once(
+        &self,
+        method: &reqwest::Method,
+        path: &str,
+        body: Option<&(String, bytes::Bytes)>,
+    ) -> Result<Vec<u8>, ApiError> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}/{path}", self.base_url))
+            .timeout(self.timeout);
+        if let Some((content_type, bytes)) = body {
+            request = request
+                .header(CONTENT_TYPE, content_type)
+                .body(bytes.clone());
+        }
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+        let status = response.status();
+        let retry_after = retry_hint(response.headers());
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        if !status.is_success() {
+            return Err(ApiError::Status {
+                status: status.as_u16(),
+                message: response::error_message(&bytes),
+                retry_after,
+            });
+        }
+        Ok(bytes.to_vec())
+    }
+
     async fn send_once(&self, request: &Request) -> Result<Completion, ApiError> {
         let url = format!("{}/{}", self.base_url, request.endpoint.path());
         let response = self

@@ -5,6 +5,7 @@
 //! in request order. Nothing here touches Python.
 
 pub mod batch;
+pub mod batch_api;
 pub mod client;
 pub mod error;
 pub mod response;
