@@ -192,3 +192,30 @@ def test_ctrl_c_while_polling_the_batch_api(server: Any) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-1] == "True" and "batch_" in result.stdout
+
+
+def test_a_failed_job_never_shifts_the_other_rows(server: Any) -> None:
+    llm = batch_llm(server)
+    # Two jobs: rows 0-1 in the first (rejected as a whole), row 2 in the second.
+    inputs = chats("[[reject_batch]] a", "b", "c")
+    rows = [
+        {
+            "custom_id": str(i),
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "batch-model", "messages": message},
+        }
+        for i, message in enumerate(inputs)
+    ]
+    first = llm._native_client().batch_submit(
+        rows, file_name_prefix="p", metadata={}, max_rows_per_file=2
+    )
+    llm.jobs_ids = tuple(first)
+    assert len(llm.jobs_ids) == 2
+    outputs = poll(llm, inputs)
+    assert outputs[0]["generations"] == [None] and outputs[1]["generations"] == [None]
+    assert (
+        outputs[0]["error"][0].startswith("The batch job batch_")
+        and "failed" in outputs[0]["error"][0]
+    )
+    assert outputs[2]["generations"] == ["echo: c"]

@@ -14,7 +14,8 @@
 //! It also serves the Files and Batches endpoints: uploaded JSONL files run as batch jobs
 //! that advance one state per `retrieve` (validating, in_progress, finalizing, then
 //! completed). In a batch, `[[status=...]]` rows fail (error file) and `[[expire]]` rows
-//! (`times` defaults to 1) are left undone, making the job `expired`.
+//! (`times` defaults to 1) are left undone, making the job `expired`; a `[[reject_batch]]`
+//! row makes the whole job `failed`.
 //!
 //! It counts requests and the most it saw in flight at once, and can record bodies.
 
@@ -493,6 +494,10 @@ fn advance(state: &State, batch: &mut MockBatch) {
     }
     batch.status = match batch.step {
         1 => "in_progress",
+        2 if batch_rejected(state, batch) => {
+            finish(state, batch, "failed", Vec::new(), Vec::new());
+            return;
+        }
         2 => "finalizing",
         _ => {
             let (output, errors, expired) = run_rows(state, batch, false);
@@ -506,6 +511,15 @@ fn advance(state: &State, batch: &mut MockBatch) {
             return;
         }
     };
+}
+
+/// A job with a `[[reject_batch]]` row fails validation as a whole (no output at all).
+fn batch_rejected(state: &State, batch: &MockBatch) -> bool {
+    let content = locked(&state.files)
+        .get(&batch.input_file_id)
+        .cloned()
+        .unwrap_or_default();
+    jsonl_lines(&content).any(|line| find(line, b"[[reject_batch]]").is_some())
 }
 
 fn finish(
