@@ -53,3 +53,21 @@ def test_not_finished_exception_survives_pickling_intact() -> None:
     assert restored.jobs_ids == ("a", "b")
     assert str(restored) == str(exc)
     assert type(restored) is type(exc)
+
+
+def test_distilabel_catches_distilabel_rs_errors_and_exceptions() -> None:
+    # distilabel's pipeline recognises a step stopped for offline batch generation by
+    # distilabel's exception class; users catch distilabel's error classes.
+    exc = exceptions.DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=("j",))
+    assert isinstance(exc, dl_exceptions.DistilabelOfflineBatchGenerationNotFinishedException)
+    assert isinstance(exc, dl_exceptions.DistilabelException)
+    assert (
+        exc.jobs_ids == ("j",)
+        and str(exc) == "Batch generation with jobs_ids=('j',) is not finished"
+    )
+    error = errors.DistilabelUserError("bad", page="x/")
+    assert isinstance(error, dl_errors.DistilabelUserError) and isinstance(error, ValueError)
+    assert (
+        str(error)
+        == "bad\n\nFor further information visit 'https://distilabel.argilla.io/latest/x/'"
+    )

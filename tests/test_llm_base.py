@@ -306,20 +306,38 @@ def test_forked_worker_loads_and_generates_a_pickled_llm() -> None:
     assert result.stdout.strip() == "['child-0', 'child-0']"
 
 
-def test_import_and_construction_start_no_threads() -> None:
+@pytest.mark.parametrize("standalone", [True, False])
+def test_import_and_construction_start_no_threads(standalone: bool) -> None:
+    # Importing distilabel itself starts native threads (its dependencies'): counted first.
     code = textwrap.dedent(
-        """
+        f"""
         import os
+        if {standalone!r}:
+            os.environ["DISTILABEL_RS_STANDALONE"] = "1"
+        else:
+            import distilabel.models.llms.base
+        before = len(os.listdir("/proc/self/task"))
         import distilabel_rs
         import tests.zoo.rs as zoo
         llm = zoo.DummyAsyncLLM()
         llm.runtime_parameters_names, llm.dump()
-        print(len(os.listdir("/proc/self/task")))
+        openai_llm = distilabel_rs.OpenAILLM(model="m", api_key="k")
+        print(len(os.listdir("/proc/self/task")) - before)
         """
     )
     result = run_python(code, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "1"
+    assert result.stdout.strip() == "0"
+
+
+def test_distilabel_recognises_distilabel_rs_llms() -> None:
+    from distilabel.models.llms.base import LLM as DistilabelLLM
+
+    assert isinstance(zoo_rs.DummyAsyncLLM(), DistilabelLLM)
+    assert issubclass(AsyncLLM, dl_base.AsyncLLM)
+    # distilabel_rs's own implementation comes first.
+    assert AsyncLLM.generate.__module__ == "distilabel_rs.models.llms.base"
+    assert LLM.dump.__module__ == "distilabel_rs.utils.serialization"
 
 
 def test_structured_output_helpers() -> None:

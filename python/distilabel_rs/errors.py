@@ -2,6 +2,7 @@
 
 from typing import Optional
 
+from distilabel_rs._interop import counterpart
 from distilabel_rs.constants import DISTILABEL_DOCS_URL
 
 __all__ = [
@@ -12,7 +13,7 @@ __all__ = [
 ]
 
 
-class DistilabelError:
+class DistilabelError(*counterpart("errors", "DistilabelError")):  # type: ignore[misc]
     """Mixin of every distilabel error: a message and, optionally, a documentation page.
 
     Attributes:
@@ -31,13 +32,19 @@ class DistilabelError:
         return f"{self.message}\n\nFor further information visit '{DISTILABEL_DOCS_URL}{self.page}'"
 
 
-class DistilabelUserError(DistilabelError, ValueError):
+class DistilabelUserError(
+    DistilabelError, *counterpart("errors", "DistilabelUserError"), ValueError
+):
     """A user mistake (a `ValueError`), with a documentation page."""
 
 
-class DistilabelTypeError(DistilabelError, TypeError):
+class DistilabelTypeError(
+    DistilabelError, *counterpart("errors", "DistilabelTypeError"), TypeError
+):
     """A wrong type (a `TypeError`), with a documentation page."""
 
 
-class DistilabelNotImplementedError(DistilabelError, NotImplementedError):
+class DistilabelNotImplementedError(
+    DistilabelError, *counterpart("errors", "DistilabelNotImplementedError"), NotImplementedError
+):
     """A missing feature (a `NotImplementedError`), with a documentation page."""

@@ -2,6 +2,8 @@
 
 from typing import Any, Tuple
 
+from distilabel_rs._interop import counterpart
+
 __all__ = [
     "DistilabelException",
     "DistilabelGenerationException",
@@ -9,22 +11,29 @@ __all__ = [
 ]
 
 
-class DistilabelException(Exception):
+class DistilabelException(*(counterpart("exceptions", "DistilabelException") or (Exception,))):  # type: ignore[misc]
     """Base of the exceptions a pipeline handles instead of failing."""
 
 
-class DistilabelGenerationException(DistilabelException):
+class DistilabelGenerationException(
+    DistilabelException, *counterpart("exceptions", "DistilabelGenerationException")
+):
     """Base of the exceptions raised while an `LLM` generates."""
 
 
-class DistilabelOfflineBatchGenerationNotFinishedException(DistilabelGenerationException):
+class DistilabelOfflineBatchGenerationNotFinishedException(
+    DistilabelGenerationException,
+    *counterpart("exceptions", "DistilabelOfflineBatchGenerationNotFinishedException"),
+):
     """Offline batch jobs are still running: come back later with `jobs_ids`."""
 
     jobs_ids: Tuple[str, ...]
 
     def __init__(self, jobs_ids: Tuple[str, ...]) -> None:
+        # Not `super().__init__`: with distilabel installed, the next `__init__` in the MRO
+        # is distilabel's exception's, which expects the job ids, not the message.
+        Exception.__init__(self, f"Batch generation with jobs_ids={jobs_ids} is not finished")
         self.jobs_ids = jobs_ids
-        super().__init__(f"Batch generation with jobs_ids={jobs_ids} is not finished")
 
     def __reduce__(self) -> Tuple[Any, ...]:
         # Rebuild from the job ids, not from `args` (the message): this exception crosses

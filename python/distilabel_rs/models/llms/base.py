@@ -41,6 +41,7 @@ from pydantic import (
 
 from distilabel_rs._core import merge_responses as _merge_responses
 from distilabel_rs._core import wait_between_polls
+from distilabel_rs._interop import counterpart
 from distilabel_rs.constants import SIGINT_HANDLER_CALLED_ENV_NAME
 from distilabel_rs.errors import DistilabelNotImplementedError, DistilabelUserError
 from distilabel_rs.exceptions import DistilabelOfflineBatchGenerationNotFinishedException
@@ -72,7 +73,19 @@ _STOP_POLLING_MESSAGE = (
 )
 
 
-class LLM(RuntimeParametersModelMixin, BaseModel, _Serializable, ABC):
+# distilabel's pipelines accept only subclasses of distilabel's `LLM` (pydantic rejects
+# virtual subclasses): with distilabel installed, the base classes also derive from
+# distilabel's, after distilabel_rs's own implementation in the MRO (see `_interop`).
+_DISTILABEL_LLM = counterpart("models.llms.base", "LLM")
+_LLM_BASES: Tuple[type, ...] = (
+    (RuntimeParametersModelMixin, _Serializable, *_DISTILABEL_LLM)
+    if _DISTILABEL_LLM
+    else (RuntimeParametersModelMixin, BaseModel, _Serializable, ABC)
+)
+_ASYNC_LLM_EXTRA_BASES = counterpart("models.llms.base", "AsyncLLM")
+
+
+class LLM(*_LLM_BASES):  # type: ignore[misc]
     """Base class of every LLM.
 
     A subclass implements `model_name` and `generate` (returning `num_generations`
@@ -270,7 +283,7 @@ class LLM(RuntimeParametersModelMixin, BaseModel, _Serializable, ABC):
         )
 
 
-class AsyncLLM(LLM):
+class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
     """Base class of LLMs that generate one input at a time with `async def agenerate`;
     `generate` runs those coroutines concurrently, at most `max_concurrency` at once, with
     retries, a rate limit and an error policy decided by the Rust core.
