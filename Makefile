@@ -49,6 +49,7 @@ bench: install ## Side-by-side benchmarks against distilabel 1.5.3 (minutes)
 	$(BIN)/python benches/bench_fanout.py
 	$(BIN)/python benches/bench_grouping.py
 	$(BIN)/python benches/bench_openai.py
+	$(BIN)/python benches/bench_pipeline.py
 
 build-release: $(BIN)/python ## Build the release abi3 wheel into dist/
 	$(BIN)/pip install --quiet 'maturin>=1.9.4,<2'
