@@ -21,7 +21,13 @@ install: $(BIN)/python ## Build the Rust extension into .venv with the test extr
 	$(BIN)/pip install --quiet 'maturin>=1.9.4,<2'
 	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --quiet --profile ci --extras test
 
-demo: install ## Install, then run the main job: examples/quickstart.py
+DEMO_OUTPUT ?= $(abspath $(VENV))/demo-results.jsonl
+
+demo: install ## Install, then run the main job: `distilabel-rs generate` on examples/requests.jsonl (local mock server, no key)
+	rm -f $(DEMO_OUTPUT)
+	$(BIN)/distilabel-rs generate examples/requests.jsonl -o $(DEMO_OUTPUT) --model demo-model --mock --num-generations 2
+	@echo "first result line of $(DEMO_OUTPUT):"
+	@head -c 400 $(DEMO_OUTPUT); echo " ..."
 	$(BIN)/python examples/quickstart.py
 
 test: install test-rust test-python ## Install, then run the Rust and Python tests

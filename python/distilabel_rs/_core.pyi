@@ -10,6 +10,8 @@ __all__ = [
     "APITimeoutError",
     "BatchHandle",
     "FanOutScheduler",
+    "JsonlJob",
+    "MalformedInputError",
     "Grouper",
     "MockServer",
     "OpenAIClient",
@@ -17,6 +19,7 @@ __all__ = [
     "RequestCancelledError",
     "__version__",
     "merge_responses",
+    "run_jsonl_job",
     "wait_between_polls",
 ]
 
@@ -169,3 +172,28 @@ class MockServer:
 def wait_between_polls(seconds: float) -> bool:
     """Sleeps without the GIL; `KeyboardInterrupt` on Ctrl-C; `True` early if the
     `sigint_handler_called` environment variable gets set."""
+
+class MalformedInputError(ValueError):
+    """A line of the input file is not a valid request (the message names the line)."""
+
+class JsonlJob:
+    """A running `distilabel-rs generate` job."""
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+    def cancel(self) -> None: ...
+    def progress(self) -> tuple[int, int, int, int, int, int, int, int]:
+        """`(total read, done, failed, retried, in_flight, skipped, malformed, tokens)`."""
+    def summary(self) -> dict[str, Any]:
+        """The summary of the finished job, or raises the error that stopped it."""
+
+def run_jsonl_job(
+    client: OpenAIClient,
+    input: str,
+    output: str,
+    *,
+    model: str,
+    defaults: Mapping[str, Any],
+    max_concurrency: int,
+    skip_malformed: bool,
+) -> JsonlJob:
+    """Starts sending the JSONL requests of `input`, appending results to `output`."""

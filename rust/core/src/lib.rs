@@ -13,6 +13,7 @@
 pub mod chunking;
 pub mod fanout;
 pub mod grouping;
+pub mod jsonl_job;
 pub mod limits;
 pub mod mock_server;
 pub mod openai;

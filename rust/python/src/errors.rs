@@ -5,8 +5,9 @@
 
 use distilabel_rs_core::chunking::{ChunkError, UnknownIncompletePolicy};
 use distilabel_rs_core::grouping::MergeError;
+use distilabel_rs_core::jsonl_job::JobError;
 use distilabel_rs_core::openai::ApiError;
-use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::{PyErr, create_exception};
 
@@ -47,6 +48,12 @@ create_exception!(
     APIResponseValidationError,
     APIError,
     "The API answered with a body that is not a valid completion."
+);
+create_exception!(
+    distilabel_rs._core,
+    MalformedInputError,
+    PyValueError,
+    "A line of the input file is not a valid request (the message names the line)."
 );
 create_exception!(
     distilabel_rs._core,
@@ -113,6 +120,20 @@ impl IntoPyErr for ApiError {
                 });
                 error
             }
+        }
+    }
+}
+
+impl IntoPyErr for JobError {
+    fn into_pyerr(self) -> PyErr {
+        let message = self.to_string();
+        match self {
+            JobError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                PyFileNotFoundError::new_err(message)
+            }
+            JobError::Io { .. } => PyOSError::new_err(message),
+            JobError::Malformed { .. } => MalformedInputError::new_err(message),
+            JobError::Fatal(error) => error.into_pyerr(),
         }
     }
 }

@@ -6,6 +6,7 @@ mod convert;
 mod errors;
 mod fanout;
 mod grouping;
+mod jsonl;
 mod openai;
 mod polling;
 
@@ -20,6 +21,8 @@ mod _core {
     #[pymodule_export]
     use crate::grouping::merge_responses;
     #[pymodule_export]
+    use crate::jsonl::{JsonlJob, run_jsonl_job};
+    #[pymodule_export]
     use crate::openai::{BatchHandle, MockServer, OpenAIClient};
     #[pymodule_export]
     use crate::polling::wait_between_polls;
@@ -30,7 +33,7 @@ mod _core {
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         use crate::errors::{
             APIConnectionError, APIError, APIResponseValidationError, APIStatusError,
-            APITimeoutError, RateLimitError, RequestCancelledError,
+            APITimeoutError, MalformedInputError, RateLimitError, RequestCancelledError,
         };
         let py = m.py();
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -47,6 +50,7 @@ mod _core {
             "RequestCancelledError",
             py.get_type::<RequestCancelledError>(),
         )?;
+        m.add("MalformedInputError", py.get_type::<MalformedInputError>())?;
         Ok(())
     }
 }

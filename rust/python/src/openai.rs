@@ -33,7 +33,7 @@ type BatchResults = Vec<Result<Completion, ApiError>>;
 /// An OpenAI-compatible client with its own connection pool (one per LLM and process).
 #[pyclass(module = "distilabel_rs._core", frozen)]
 pub struct OpenAIClient {
-    inner: Arc<OpenAiClient>,
+    pub(crate) inner: Arc<OpenAiClient>,
 }
 
 #[pymethods]
@@ -116,7 +116,7 @@ impl OpenAIClient {
         }
         let count = prepared.len();
         let progress = Arc::new(BatchProgress::default());
-        let finished = Arc::new(Finished::default());
+        let finished = Arc::new(Finished::<BatchResults>::default());
         let runtime = runtime().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         let client = Arc::clone(&self.inner);
         let task_progress = Arc::clone(&progress);
@@ -238,7 +238,7 @@ impl OpenAIClient {
 }
 
 /// Runs `future` on this process's runtime with the GIL released.
-fn block_on<F: std::future::Future + Send>(py: Python<'_>, future: F) -> PyResult<F::Output>
+pub fn block_on<F: std::future::Future + Send>(py: Python<'_>, future: F) -> PyResult<F::Output>
 where
     F::Output: Send,
 {
@@ -267,23 +267,53 @@ fn reserved_tokens(body: &Value) -> u64 {
         .saturating_add(max_tokens.saturating_mul(n))
 }
 
-#[derive(Default)]
-struct Finished {
-    results: Mutex<Option<BatchResults>>,
+/// The outcome of work running on tokio, handed to Python threads without the GIL.
+pub struct Finished<T> {
+    results: Mutex<Option<T>>,
     ready: Condvar,
 }
 
-impl Finished {
-    fn lock(&self) -> MutexGuard<'_, Option<BatchResults>> {
+impl<T> Default for Finished<T> {
+    fn default() -> Self {
+        Self {
+            results: Mutex::new(None),
+            ready: Condvar::new(),
+        }
+    }
+}
+
+impl<T: Send> Finished<T> {
+    pub fn lock(&self) -> MutexGuard<'_, Option<T>> {
         self.results.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn set(&self, results: BatchResults) {
+    /// Stores the outcome (the first one wins) and wakes the waiters.
+    pub fn set(&self, results: T) {
         let mut slot = self.lock();
         if slot.is_none() {
             *slot = Some(results);
         }
         self.ready.notify_all();
+    }
+
+    /// Waits until an outcome is stored (`true`) or `timeout` passed, with the GIL released.
+    pub fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> bool {
+        py.detach(|| {
+            let guard = self.lock();
+            let guard = match timeout.and_then(|t| Duration::try_from_secs_f64(t).ok()) {
+                Some(limit) => {
+                    self.ready
+                        .wait_timeout_while(guard, limit, |results| results.is_none())
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self
+                    .ready
+                    .wait_while(guard, |results| results.is_none())
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
+            guard.is_some()
+        })
     }
 }
 
@@ -293,7 +323,7 @@ pub struct BatchHandle {
     count: usize,
     abort: AbortHandle,
     progress: Arc<BatchProgress>,
-    finished: Arc<Finished>,
+    finished: Arc<Finished<BatchResults>>,
 }
 
 #[pymethods]
@@ -301,24 +331,7 @@ impl BatchHandle {
     /// Waits until the batch is done (`True`) or `timeout` seconds passed (`False`).
     #[pyo3(signature = (timeout = None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> bool {
-        py.detach(|| {
-            let guard = self.finished.lock();
-            let guard = match timeout.and_then(|t| Duration::try_from_secs_f64(t).ok()) {
-                Some(limit) => {
-                    self.finished
-                        .ready
-                        .wait_timeout_while(guard, limit, |results| results.is_none())
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-                None => self
-                    .finished
-                    .ready
-                    .wait_while(guard, |results| results.is_none())
-                    .unwrap_or_else(PoisonError::into_inner),
-            };
-            guard.is_some()
-        })
+        self.finished.wait(py, timeout)
     }
 
     /// Stops every request still running or waiting; their results become cancelled.

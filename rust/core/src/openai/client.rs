@@ -200,17 +200,48 @@ impl OpenAiClient {
         request: &Request,
         observer: &dyn RetryObserver,
     ) -> Result<Completion, ApiError> {
+        self.send_parsed(request, observer, |endpoint, body| {
+            let completion = match endpoint {
+                Endpoint::Chat => response::parse_chat(body)?,
+                Endpoint::Completions => response::parse_text(body)?,
+            };
+            let used = completion.input_tokens + completion.output_tokens;
+            Ok((completion, used))
+        })
+        .await
+    }
+
+    /// Like [`OpenAiClient::send`], returning the response body as the server sent it (a
+    /// valid JSON document) with its total token usage.
+    pub async fn send_raw(
+        &self,
+        request: &Request,
+        observer: &dyn RetryObserver,
+    ) -> Result<(bytes::Bytes, u64), ApiError> {
+        self.send_parsed(request, observer, |_, body| {
+            let usage = response::total_tokens(body)?;
+            Ok(((bytes::Bytes::copy_from_slice(body), usage), usage))
+        })
+        .await
+    }
+
+    async fn send_parsed<T>(
+        &self,
+        request: &Request,
+        observer: &dyn RetryObserver,
+        parse: impl Fn(Endpoint, &[u8]) -> Result<(T, u64), ApiError>,
+    ) -> Result<T, ApiError> {
         let mut retries = 0;
         loop {
             self.admit(request.reserved_tokens).await;
-            let outcome = self.send_once(request).await;
+            let outcome = match self.send_once(request).await {
+                Ok(body) => parse(request.endpoint, &body),
+                Err(error) => Err(error),
+            };
             match outcome {
-                Ok(completion) => {
-                    self.reconcile(
-                        request.reserved_tokens,
-                        Some(completion.input_tokens + completion.output_tokens),
-                    );
-                    return Ok(completion);
+                Ok((parsed, used_tokens)) => {
+                    self.reconcile(request.reserved_tokens, Some(used_tokens));
+                    return Ok(parsed);
                 }
                 Err(error) if error.is_retryable() && retries < self.retry.max_retries => {
                     // Tokens of a failed attempt were not used.
@@ -295,7 +326,7 @@ impl OpenAiClient {
         Ok(bytes.to_vec())
     }
 
-    async fn send_once(&self, request: &Request) -> Result<Completion, ApiError> {
+    async fn send_once(&self, request: &Request) -> Result<bytes::Bytes, ApiError> {
         let url = format!("{}/{}", self.base_url, request.endpoint.path());
         let response = self
             .http
@@ -318,10 +349,7 @@ impl OpenAiClient {
                 retry_after,
             });
         }
-        match request.endpoint {
-            Endpoint::Chat => response::parse_chat(&body),
-            Endpoint::Completions => response::parse_text(&body),
-        }
+        Ok(body)
     }
 
     fn transport_error(&self, error: &reqwest::Error) -> ApiError {

@@ -182,6 +182,16 @@ pub fn parse_text(body: &[u8]) -> Result<Completion, ApiError> {
     Ok(completion)
 }
 
+/// The total tokens a response body reports (0 without usage); fails if it is not JSON.
+pub fn total_tokens(body: &[u8]) -> Result<u64, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| invalid(&e))?;
+    let usage = value.get("usage");
+    let field = |name: &str| usage.and_then(|u| u.get(name)).and_then(Value::as_u64);
+    Ok(field("total_tokens").unwrap_or_else(|| {
+        field("prompt_tokens").unwrap_or(0) + field("completion_tokens").unwrap_or(0)
+    }))
+}
+
 /// The provider's error message from an error body (`{"error": {"message": ...}}`), or the
 /// body itself, shortened.
 pub fn error_message(body: &[u8]) -> String {
