@@ -8,7 +8,12 @@ Runs without any API key: the "provider" below answers locally. It shows what st
 
 import asyncio
 import time
+import warnings
 from typing import Any, Dict, Union
+
+# pydantic >= 2.12 warns about distilabel's `Optional[RuntimeParameter[...]]` fields (in
+# distilabel itself too); harmless, silenced to keep the demo readable.
+warnings.filterwarnings("ignore", message=".*'default' attribute with value None.*")
 
 # Before: from distilabel.models.llms.base import AsyncLLM
 from distilabel_rs.models.llms.base import AsyncLLM
