@@ -16,10 +16,10 @@ from typing import Any, Dict, Union
 warnings.filterwarnings("ignore", message=".*'default' attribute with value None.*")
 
 # Before: from distilabel.models.llms.base import AsyncLLM
-from distilabel_rs.models.llms.base import AsyncLLM
+from distilabel_rs.models.llms.base import AsyncLLM  # noqa: E402
 
 # Before: from distilabel.typing import FormattedInput, GenerateOutput
-from distilabel_rs.typing import FormattedInput, GenerateOutput
+from distilabel_rs.typing import FormattedInput, GenerateOutput  # noqa: E402
 
 
 class EchoLLM(AsyncLLM):
