@@ -278,3 +278,70 @@ def test_help(entry: list) -> None:
         timeout=60,
     )
     assert result.returncode == 0 and "generate" in result.stdout
+
+
+def test_batch_api_with_wait(tmp_path: Path) -> None:
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        [
+            {"messages": [{"role": "user", "content": "hello"}]},
+            {
+                "custom_id": "a",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {"messages": [{"role": "user", "content": "[[expire]] later"}]},
+            },
+            {"messages": [{"role": "user", "content": "[[status=400]] bad"}]},
+        ],
+    )
+    output = tmp_path / "out.jsonl"
+    result = cli(
+        "generate",
+        str(source),
+        "-o",
+        str(output),
+        "--model",
+        "m",
+        "--mock",
+        "--batch-api",
+        "--wait",
+        "--poll-interval",
+        "0",
+    )
+    assert result.returncode == 1, result.stderr  # one request failed (400)
+    rows = {row["custom_id"]: row for row in read_output(output)}
+    assert set(rows) == {"1", "a", "3"}
+    assert rows["a"]["response"]["status_code"] == 200  # expired once, resubmitted, done
+    assert rows["3"]["response"]["status_code"] == 400
+    state = json.loads((tmp_path / "out.jsonl.batch.json").read_text())
+    assert len(state["jobs_ids"]) == 2
+    assert "resubmitted 1 unfinished requests" in result.stderr
+
+
+def test_batch_api_without_wait_keeps_the_job_ids(tmp_path: Path) -> None:
+    source = write_lines(tmp_path / "in.jsonl", [{"messages": [{"role": "user", "content": "x"}]}])
+    result = cli(
+        "generate",
+        str(source),
+        "-o",
+        str(tmp_path / "o.jsonl"),
+        "--model",
+        "m",
+        "--mock",
+        "--batch-api",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "submitted batch jobs batch_" in result.stderr and "--wait" in result.stderr
+    assert json.loads((tmp_path / "o.jsonl.batch.json").read_text())["jobs_ids"]
+    prompts = write_lines(tmp_path / "p.jsonl", [{"prompt": "x"}])
+    refused = cli(
+        "generate",
+        str(prompts),
+        "-o",
+        str(tmp_path / "p.out"),
+        "--model",
+        "m",
+        "--mock",
+        "--batch-api",
+    )
+    assert refused.returncode == 2 and "chat" in refused.stderr

@@ -11,6 +11,7 @@ finished result and a re-run continues where it stopped).
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -68,6 +69,18 @@ def _parser() -> argparse.ArgumentParser:
         help="a malformed input line stops the job (default) or is skipped and reported",
     )
     generate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    generate.add_argument(
+        "--batch-api",
+        action="store_true",
+        help="submit INPUT through the provider's Batch API instead (chat requests); the job"
+        " ids are kept in OUTPUT.batch.json, so a re-run collects instead of submitting again",
+    )
+    generate.add_argument(
+        "--wait", action="store_true", help="with --batch-api: poll until done, then write OUTPUT"
+    )
+    generate.add_argument(
+        "--poll-interval", type=float, default=30.0, help="seconds between polls (--wait)"
+    )
 
     bench = commands.add_parser(
         "bench",
@@ -110,6 +123,8 @@ def _generate(args: argparse.Namespace) -> int:
         tokens_per_minute=args.tokens_per_minute,
         pool_size=args.max_concurrency,
     )
+    if args.batch_api:
+        return _batch(args, client)
     job = _core.run_jsonl_job(
         client,
         args.input,
@@ -148,6 +163,116 @@ def _generate(args: argparse.Namespace) -> int:
         return EXIT_UNREACHABLE
     _print_summary(summary, args.output)
     return EXIT_OK if not summary["failures"] else EXIT_FAILED_REQUESTS
+
+
+def _batch_rows(args: argparse.Namespace) -> Optional[List[Dict[str, Any]]]:
+    """INPUT as Batch API rows (chat requests only), or `None` after reporting a bad line."""
+    rows: List[Dict[str, Any]] = []
+    with open(args.input) as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("a line must be a JSON object")
+                if "body" in record:
+                    custom_id, body = record["custom_id"], dict(record["body"])
+                    if record.get("url", "/v1/chat/completions") != "/v1/chat/completions":
+                        raise ValueError("--batch-api sends chat requests only")
+                elif "messages" in record:
+                    custom_id, body = str(number), dict(record)
+                else:
+                    raise ValueError("--batch-api needs `messages` (chat) requests")
+            except (ValueError, KeyError, TypeError) as e:
+                if args.on_malformed == "skip":
+                    print(f"skipped malformed line {number}: {e}", file=sys.stderr)
+                    continue
+                _error(f"malformed input at {args.input}:{number}: {e}")
+                return None
+            body.setdefault("model", args.model)
+            for key, value in _defaults(args).items():
+                body.setdefault(key, value)
+            rows.append(
+                {
+                    "custom_id": custom_id,
+                    "method": "POST",
+                    "url": "/v1/chat/completions",
+                    "body": body,
+                }
+            )
+    return rows
+
+
+def _batch(args: argparse.Namespace, client: Any) -> int:
+    """`--batch-api`: submit once (job ids kept next to OUTPUT), then collect with `--wait`."""
+    state_path = f"{args.output}.batch.json"
+    if os.path.exists(state_path):
+        with open(state_path) as state:
+            jobs_ids = json.load(state)["jobs_ids"]
+        print(f"collecting batch jobs {', '.join(jobs_ids)} (from {state_path})", file=sys.stderr)
+    else:
+        rows = _batch_rows(args)
+        if rows is None:
+            return EXIT_USAGE
+        jobs_ids = client.batch_submit(
+            rows,
+            file_name_prefix="distilabel-rs",
+            metadata={"description": "distilabel-rs generate"},
+        )
+        _save_jobs(state_path, jobs_ids)
+        print(f"submitted batch jobs {', '.join(jobs_ids)} ({len(rows)} requests)", file=sys.stderr)
+    if not args.wait:
+        print("re-run with --wait to collect the results", file=sys.stderr)
+        return EXIT_OK
+    try:
+        while True:
+            state = client.batch_check(jobs_ids, raw=True)
+            total, completed, failed = state["counts"]
+            if state["running"]:
+                print(
+                    f"running: {completed + failed}/{total} done ({failed} failed)", file=sys.stderr
+                )
+                _core.wait_between_polls(args.poll_interval)
+                continue
+            if state["unfinished"]:
+                more = client.batch_submit(
+                    state["unfinished"],
+                    file_name_prefix="distilabel-rs",
+                    metadata={"description": "distilabel-rs generate"},
+                )
+                jobs_ids = [*jobs_ids, *more]
+                _save_jobs(state_path, jobs_ids)
+                print(
+                    f"resubmitted {len(state['unfinished'])} unfinished requests", file=sys.stderr
+                )
+                continue
+            break
+    except KeyboardInterrupt:
+        _error(f"interrupted; the jobs keep running, re-run to collect ({state_path})")
+        return EXIT_INTERRUPTED
+    done = set()
+    if os.path.exists(args.output):
+        with open(args.output) as existing:
+            done = {json.loads(line)["custom_id"] for line in existing if line.endswith("\n")}
+    failures = 0
+    with open(args.output, "a") as output:
+        for custom_id, line in state["results"].items():
+            row = json.loads(line)
+            response = row.get("response") or {}
+            failures += response.get("status_code") != 200
+            if custom_id not in done:
+                output.write(line.rstrip("\n") + "\n")
+    print(
+        f"requests: {len(state['results'])} ({failures} failed); results in {args.output}",
+        file=sys.stderr,
+    )
+    return EXIT_OK if not failures else EXIT_FAILED_REQUESTS
+
+
+def _save_jobs(path: str, jobs_ids: List[str]) -> None:
+    with open(path, "w") as state:
+        json.dump({"jobs_ids": list(jobs_ids)}, state)
 
 
 def _open_bar() -> Any:

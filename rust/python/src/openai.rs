@@ -183,11 +183,14 @@ impl OpenAIClient {
 
     /// Where the batches stand: `{"running", "counts": (total, completed, failed),
     /// "results": {custom_id: GenerateOutput | error message}, "submitted": [custom_id],
-    /// "unfinished": [JSONL line]}` (results only once none is running).
+    /// "unfinished": [JSONL line]}` (results only once none is running). With `raw`, each
+    /// result is the API's own output or error line instead.
+    #[pyo3(signature = (batch_ids, *, raw = false))]
     fn batch_check<'py>(
         &self,
         py: Python<'py>,
         batch_ids: Vec<String>,
+        raw: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         let api = BatchApi::new(Arc::clone(&self.inner));
         let check = block_on(py, async move { batch_api::check(&api, &batch_ids).await })?
@@ -204,6 +207,13 @@ impl OpenAIClient {
         let submitted = PyList::empty(py);
         if let Some(collected) = collected {
             for (custom_id, row) in &collected.rows {
+                if raw {
+                    // The API's own output or error line, for writing it out unchanged.
+                    if let Some(line) = collected.raw.get(custom_id) {
+                        results.set_item(custom_id, line)?;
+                    }
+                    continue;
+                }
                 match row {
                     RowResult::Completed(completion) => {
                         results.set_item(custom_id, generate_output(py, completion)?)?;

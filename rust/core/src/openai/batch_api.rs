@@ -196,6 +196,8 @@ pub struct Collected {
     pub submitted: BTreeSet<String>,
     /// Input rows (JSONL lines) that an expired or cancelled job left without a result.
     pub unfinished: Vec<Vec<u8>>,
+    /// The output or error file line behind each result, as the API wrote it.
+    pub raw: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -232,7 +234,7 @@ pub async fn collect(api: &BatchApi, statuses: &[BatchStatus]) -> Result<Collect
             .flatten()
         {
             let content = api.content(file).await?;
-            read_output_file(&content, &mut collected.rows)?;
+            read_output_file(&content, &mut collected.rows, &mut collected.raw)?;
         }
         if status.status == "failed" {
             // The whole job failed (e.g. its file was rejected): every row of it fails.
@@ -271,6 +273,7 @@ fn custom_ids(content: &[u8]) -> Result<Vec<String>, ApiError> {
 fn read_output_file(
     content: &[u8],
     rows: &mut BTreeMap<String, RowResult>,
+    raw: &mut BTreeMap<String, String>,
 ) -> Result<(), ApiError> {
     for line in content.split(|byte| *byte == b'\n') {
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -309,11 +312,12 @@ fn read_output_file(
             }
         };
         // A completed row wins over an error for the same id (a resubmission that worked).
-        match rows.get(&row.custom_id) {
-            Some(RowResult::Completed(_)) => {}
-            _ => {
-                rows.insert(row.custom_id, result);
-            }
+        if !matches!(rows.get(&row.custom_id), Some(RowResult::Completed(_))) {
+            raw.insert(
+                row.custom_id.clone(),
+                String::from_utf8_lossy(line).into_owned(),
+            );
+            rows.insert(row.custom_id, result);
         }
     }
     Ok(())
@@ -353,11 +357,12 @@ mod tests {
     #[test]
     fn output_rows_errors_and_resubmissions() {
         let mut collected = BTreeMap::new();
+        let mut raw = BTreeMap::new();
         let output = br#"{"custom_id":"0","response":{"status_code":200,"body":{"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":1}}}}
 {"custom_id":"1","response":{"status_code":400,"body":{"error":{"message":"bad request"}}}}
 {"custom_id":"2","error":{"code":"batch_expired","message":"This request could not be executed before the completion window expired."}}
 "#;
-        read_output_file(output, &mut collected).expect("reads");
+        read_output_file(output, &mut collected, &mut raw).expect("reads");
         assert!(
             matches!(collected.get("0"), Some(RowResult::Completed(c)) if c.generations == vec![Some("hi".to_owned())])
         );
@@ -367,7 +372,8 @@ mod tests {
         );
         assert_eq!(collected.get("2"), None); // expired: left for a resubmission
         let retry = br#"{"custom_id":"2","response":{"status_code":200,"body":{"choices":[{"message":{"content":"ok"}}]}}}"#;
-        read_output_file(retry, &mut collected).expect("reads");
+        read_output_file(retry, &mut collected, &mut raw).expect("reads");
+        assert!(raw["2"].contains("\"ok\""));
         assert!(matches!(collected.get("2"), Some(RowResult::Completed(_))));
     }
 }
