@@ -17,17 +17,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import machine
+from common import machine, mock_server_process
 
 REPO = Path(__file__).resolve().parents[1]
-
-SERVER = """
-import sys
-from distilabel_rs import _core
-server = _core.MockServer()
-print(server.base_url, flush=True)
-sys.stdin.read()
-"""
 
 CLIENT = """
 import json, resource, sys, time, warnings
@@ -90,21 +82,10 @@ def main() -> None:
     parser.add_argument("--ours-requests", type=int, default=30000)
     args = parser.parse_args()
 
-    server = subprocess.Popen(
-        [sys.executable, "-W", "ignore", "-c", SERVER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
-    try:
-        base_url = server.stdout.readline().strip()
+    with mock_server_process() as base_url:
         theirs = client("distilabel", base_url, args.distilabel_requests)
         ours = client("distilabel_rs", base_url, args.ours_requests)
         ceiling = wrk(base_url)
-    finally:
-        server.kill()
-        server.wait()
 
     print(f"Machine: {machine()}\n")
     print("| client | requests | requests/s | client CPU per request |")

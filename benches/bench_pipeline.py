@@ -16,17 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import machine
+from common import machine, mock_server_process
 
 REPO = Path(__file__).resolve().parents[1]
-
-SERVER = """
-import sys
-from distilabel_rs import _core
-server = _core.MockServer()
-print(server.base_url, flush=True)
-sys.stdin.read()
-"""
 
 PIPELINE = """
 import json, sys, time, warnings
@@ -68,20 +60,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=3000)
     args = parser.parse_args()
-    server = subprocess.Popen(
-        [sys.executable, "-W", "ignore", "-c", SERVER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
-    try:
-        base_url = server.stdout.readline().strip()
+    with mock_server_process() as base_url:
         theirs = run("distilabel", base_url, args.rows)
         ours = run("distilabel_rs", base_url, args.rows)
-    finally:
-        server.kill()
-        server.wait()
     print(f"Machine: {machine()}\n")
     print("| pipeline (TextGeneration) | rows | wall time of `pipeline.run()` |")
     print("|---|---|---|")

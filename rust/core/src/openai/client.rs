@@ -246,13 +246,7 @@ impl OpenAiClient {
                 Err(error) if error.is_retryable() && retries < self.retry.max_retries => {
                     // Tokens of a failed attempt were not used.
                     self.reconcile(request.reserved_tokens, Some(0));
-                    let delay = match error.retry_after() {
-                        Some(hint) if hint.is_finite() && hint >= 0.0 => hint,
-                        _ => {
-                            let mut limits = self.limits();
-                            self.retry.backoff(retries, &mut limits.jitter)
-                        }
-                    };
+                    let delay = self.retry_delay(&error, retries);
                     observer.retried();
                     retries += 1;
                     tokio::time::sleep(Duration::from_secs_f64(delay)).await;
@@ -273,41 +267,49 @@ impl OpenAiClient {
         path: &str,
         body: Option<(String, Vec<u8>)>,
     ) -> Result<Vec<u8>, ApiError> {
-        let body = body.map(|(content_type, bytes)| (content_type, bytes::Bytes::from(bytes)));
+        let body =
+            body.map(|(content_type, bytes)| (Some(content_type), bytes::Bytes::from(bytes)));
         let mut retries = 0;
         loop {
-            let outcome = self.raw_once(&method, path, body.as_ref()).await;
-            match outcome {
+            match self.raw_once(&method, path, body.as_ref()).await {
                 Err(error) if error.is_retryable() && retries < self.retry.max_retries => {
-                    let delay = match error.retry_after() {
-                        Some(hint) if hint.is_finite() && hint >= 0.0 => hint,
-                        _ => {
-                            let mut limits = self.limits();
-                            self.retry.backoff(retries, &mut limits.jitter)
-                        }
-                    };
+                    let delay = self.retry_delay(&error, retries);
                     retries += 1;
                     tokio::time::sleep(Duration::from_secs_f64(delay)).await;
                 }
-                other => return other,
+                other => return other.map(|bytes| bytes.to_vec()),
             }
         }
     }
 
+    /// What the server asked for, or the full-jitter backoff of retry number `retries`.
+    fn retry_delay(&self, error: &ApiError, retries: u32) -> f64 {
+        match error.retry_after() {
+            Some(hint) if hint.is_finite() && hint >= 0.0 => hint,
+            _ => {
+                let mut limits = self.limits();
+                self.retry.backoff(retries, &mut limits.jitter)
+            }
+        }
+    }
+
+    /// One attempt: the body of a 2xx answer, or the error. A body without content type is
+    /// JSON (the client's default header).
     async fn raw_once(
         &self,
         method: &reqwest::Method,
         path: &str,
-        body: Option<&(String, bytes::Bytes)>,
-    ) -> Result<Vec<u8>, ApiError> {
+        body: Option<&(Option<String>, bytes::Bytes)>,
+    ) -> Result<bytes::Bytes, ApiError> {
         let mut request = self
             .http
             .request(method.clone(), format!("{}/{path}", self.base_url))
             .timeout(self.timeout);
         if let Some((content_type, bytes)) = body {
-            request = request
-                .header(CONTENT_TYPE, content_type)
-                .body(bytes.clone());
+            if let Some(content_type) = content_type {
+                request = request.header(CONTENT_TYPE, content_type);
+            }
+            request = request.body(bytes.clone());
         }
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
@@ -323,33 +325,13 @@ impl OpenAiClient {
                 retry_after,
             });
         }
-        Ok(bytes.to_vec())
+        Ok(bytes)
     }
 
     async fn send_once(&self, request: &Request) -> Result<bytes::Bytes, ApiError> {
-        let url = format!("{}/{}", self.base_url, request.endpoint.path());
-        let response = self
-            .http
-            .post(url)
-            .timeout(self.timeout)
-            .body(request.body.clone())
-            .send()
+        let body = (None, request.body.clone());
+        self.raw_once(&reqwest::Method::POST, request.endpoint.path(), Some(&body))
             .await
-            .map_err(|e| self.transport_error(&e))?;
-        let status = response.status();
-        let retry_after = retry_hint(response.headers());
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
-        if !status.is_success() {
-            return Err(ApiError::Status {
-                status: status.as_u16(),
-                message: response::error_message(&body),
-                retry_after,
-            });
-        }
-        Ok(body)
     }
 
     fn transport_error(&self, error: &reqwest::Error) -> ApiError {
