@@ -219,3 +219,10 @@ def test_a_failed_job_never_shifts_the_other_rows(server: Any) -> None:
         and "failed" in outputs[0]["error"][0]
     )
     assert outputs[2]["generations"] == ["echo: c"]
+
+
+def test_batch_progress_bar(server: Any, capsys: pytest.CaptureFixture) -> None:
+    llm = batch_llm(server, offline_batch_generation_block_until_done=0, progress_bar=True)
+    llm.generate_outputs(inputs=chats("a", "b", "c"))
+    assert "3/3" in capsys.readouterr().err
+    assert llm._batch_reporter is None  # closed once the results are in

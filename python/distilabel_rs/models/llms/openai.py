@@ -117,6 +117,9 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
 
     # The process the native client was built in (a forked child builds its own).
     _client_pid: Optional[int] = PrivateAttr(None)
+    # Progress of the offline batch jobs across polls: the latest counts and their reporter.
+    _batch_snapshot: Tuple[int, ...] = PrivateAttr((0, 0, 0, 0, 0))
+    _batch_reporter: Optional[Any] = PrivateAttr(None)
 
     def load(self) -> None:
         """Checks the API key and builds the native client (nothing is sent)."""
@@ -163,7 +166,7 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
         # The native client (connections, runtime handles) belongs to this process.
         state = super().__getstate__()
         private = dict(state.get("__pydantic_private__") or {})
-        private.update(_client=None, _aclient=None, _client_pid=None)
+        private.update(_client=None, _aclient=None, _client_pid=None, _batch_reporter=None)
         state["__pydantic_private__"] = private
         return state
 
@@ -405,10 +408,7 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
         self, inputs: Optional[List[FormattedInput]], num_generations: int
     ) -> List[GenerateOutput]:
         state = self._native_client().batch_check(list(self.jobs_ids))  # type: ignore[arg-type]
-        total, completed, failed = state["counts"]
-        if self._progress_callback is not None:
-            in_flight = max(total - completed - failed, 0)
-            self._progress_callback(_fanout.FanOutProgress(total, completed, failed, 0, in_flight))
+        self._report_batch_progress(state["counts"], finished=not state["running"])
         if state["running"]:
             raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids)
         if state["unfinished"]:
@@ -427,6 +427,23 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
             else:
                 outputs.append(result)
         return outputs
+
+    def _report_batch_progress(self, counts: Tuple[int, int, int], finished: bool) -> None:
+        """The jobs' request counts to the progress callback and bar (as the fan-out's)."""
+        total, completed, failed = counts
+        self._batch_snapshot = (total, completed, failed, 0, max(total - completed - failed, 0))
+        if self._batch_reporter is None:
+            self._batch_reporter = _fanout.ProgressReporter.create(
+                self, lambda: self._batch_snapshot
+            )
+        reporter = self._batch_reporter
+        if reporter is None:
+            return
+        if finished:
+            reporter.close()
+            self._batch_reporter = None
+        else:
+            reporter.report()
 
     def cancel_offline_batch_generation(self) -> None:
         """Asks the API to cancel this LLM's batch jobs (`jobs_ids`). Rows they finished are
