@@ -146,13 +146,10 @@ def _generate(args: argparse.Namespace) -> int:
     _close(bar, job.progress())
     try:
         summary = job.summary()
-    except FileNotFoundError as e:
-        _error(str(e))
-        return EXIT_USAGE
     except _core.MalformedInputError as e:
         _error(f"malformed input at {e} (use --on-malformed skip to skip such lines)")
         return EXIT_USAGE
-    except OSError as e:
+    except OSError as e:  # missing or unreadable files
         _error(str(e))
         return EXIT_USAGE
     except _core.APIStatusError as e:

@@ -49,9 +49,7 @@ sleep: Callable[[float], Any] = _sleep
 
 
 def describe_error(error: BaseException) -> str:
-    # Errors that are only a provider's message (batch rows) are kept as they are.
-    if getattr(error, "message_only", False):
-        return str(error)
+    """The message kept under `error` for a request that failed for good."""
     return f"{type(error).__name__}: {error}"
 
 
@@ -128,7 +126,7 @@ async def fan_out(
                 await reporter.stop()
         if per_input:
             for job, error in errors.items():
-                results[job] = failed_output(num_generations, error)
+                results[job] = failed_output(num_generations, describe_error(error))
             return results
         if not errors:
             return merge_responses(results, num_generations)
@@ -205,11 +203,11 @@ async def _cancel(tasks: List["asyncio.Future[None]"]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def failed_output(num_generations: int, error: BaseException) -> "GenerateOutput":
+def failed_output(num_generations: int, message: str) -> "GenerateOutput":
     return {  # type: ignore[typeddict-unknown-key]
         "generations": [None] * num_generations,
         "statistics": {},
-        ERROR_KEY: [describe_error(error)] * num_generations,
+        ERROR_KEY: [message] * num_generations,
     }
 
 

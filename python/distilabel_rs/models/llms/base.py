@@ -312,6 +312,16 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
     _fanout_seed: Optional[int] = PrivateAttr(default=None)
 
     _retryable_exceptions: ClassVar[Tuple[Type[BaseException], ...]] = ()
+    # Private attributes that belong to one process (event loop, lock, callback): reset when
+    # pickled. Subclasses extend it with their own (e.g. a native client).
+    _process_local: ClassVar[Tuple[str, ...]] = (
+        "_event_loop",
+        "_new_event_loop",
+        "_event_loop_pid",
+        "_generate_lock",
+        "_generate_lock_pid",
+        "_progress_callback",
+    )
 
     max_concurrency: RuntimeParameter[PositiveInt] = Field(
         default=64,
@@ -472,19 +482,13 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
         return None
 
     def __getstate__(self) -> Dict[str, Any]:
-        # The event loop, the lock and the progress callback belong to this process: a
+        # Process-local private attributes (`_process_local`) go back to their defaults: a
         # pickled copy (a pipeline worker, a Ray actor) makes its own on first use instead
         # of failing to pickle them.
         state = super().__getstate__()
         private = dict(state.get("__pydantic_private__") or {})
-        private.update(
-            _event_loop=None,
-            _new_event_loop=False,
-            _event_loop_pid=None,
-            _generate_lock=None,
-            _generate_lock_pid=None,
-            _progress_callback=None,
-        )
+        for name in self._process_local:
+            private[name] = type(self).__private_attributes__[name].get_default()
         state["__pydantic_private__"] = private
         return state
 

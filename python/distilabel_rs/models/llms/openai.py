@@ -12,7 +12,7 @@ import inspect
 import json
 import os
 import re
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Tuple, Union
 
 from pydantic import (
     BaseModel,
@@ -115,6 +115,15 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
         " limit.",
     )
 
+    # The native client (connections, runtime handles) and the batch progress bar belong to
+    # this process: pickled copies start without them.
+    _process_local: ClassVar[Tuple[str, ...]] = (
+        *AsyncLLM._process_local,
+        "_client",
+        "_aclient",
+        "_client_pid",
+        "_batch_reporter",
+    )
     # The process the native client was built in (a forked child builds its own).
     _client_pid: Optional[int] = PrivateAttr(None)
     # Progress of the offline batch jobs across polls: the latest counts and their reporter.
@@ -162,14 +171,6 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
             self._build_client()
         return self._client
 
-    def __getstate__(self) -> Dict[str, Any]:
-        # The native client (connections, runtime handles) belongs to this process.
-        state = super().__getstate__()
-        private = dict(state.get("__pydantic_private__") or {})
-        private.update(_client=None, _aclient=None, _client_pid=None, _batch_reporter=None)
-        state["__pydantic_private__"] = private
-        return state
-
     @validate_call
     async def agenerate(  # type: ignore[override]
         self,
@@ -210,21 +211,33 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
         """
         parameters = dict(locals())
         del parameters["self"]
-        outputs = await self._run_async([self._request(parameters)], num_generations)
+        request = self._request(parameters, self._default_response_format())
+        outputs = await self._run_async([request], num_generations)
         return outputs[0]
 
     def _requests(
         self, inputs: List[FormattedInput], num_generations: int, kwargs: Dict[str, Any]
     ) -> List[Tuple[bool, Dict[str, Any]]]:
+        default_format = self._default_response_format()  # once per batch, not per input
         return [
             self._request(
-                _validated_parameters(self, input=input, num_generations=num_generations, **kwargs)
+                _validated_parameters(self, input=input, num_generations=num_generations, **kwargs),
+                default_format,
             )
             for input in inputs
         ]
 
-    def _request(self, parameters: Dict[str, Any]) -> Tuple[bool, Dict[str, Any]]:
-        """`(is_chat, body)` of the request for one input, as distilabel's client sends it."""
+    def _default_response_format(self) -> Optional[Dict[str, Any]]:
+        """The `json_schema` response format of `self.structured_output`, if set."""
+        if not self.structured_output:
+            return None
+        return _json_schema_format(self.structured_output)  # type: ignore[arg-type]
+
+    def _request(
+        self, parameters: Dict[str, Any], default_format: Optional[Dict[str, Any]]
+    ) -> Tuple[bool, Dict[str, Any]]:
+        """`(is_chat, body)` of the request for one input, as distilabel's client sends it;
+        `default_format` is the response format of the LLM's own `structured_output`."""
         input = parameters["input"]
         if isinstance(input, str):
             body: Dict[str, Any] = {
@@ -243,11 +256,11 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
                 body.update(parameters["extra_body"])
             return False, body
 
-        structured_output = None
+        response_format = default_format
         if isinstance(input, tuple):
             input, structured_output = input
-        if structured_output is None:
-            structured_output = self.structured_output
+            if structured_output is not None:
+                response_format = _json_schema_format(structured_output)  # type: ignore[arg-type]
         body = {
             "model": self.model,
             "messages": input,
@@ -266,8 +279,8 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
             del body["stop"]
         if parameters["response_format"] is not None:
             body["response_format"] = parameters["response_format"]
-        if structured_output:
-            body["response_format"] = _json_schema_format(structured_output)  # type: ignore[arg-type]
+        if response_format is not None:
+            body["response_format"] = response_format
         if parameters["extra_body"]:
             body.update(parameters["extra_body"])
         return True, body
@@ -423,7 +436,7 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
         for index in range(count):
             result = results.get(str(index), "No result for this input in the batch jobs.")
             if isinstance(result, str):
-                outputs.append(_fanout.failed_output(num_generations, _BatchRowError(result)))
+                outputs.append(_fanout.failed_output(num_generations, result))
             else:
                 outputs.append(result)
         return outputs
@@ -480,7 +493,9 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
             )
             raise first
         for index in failures:
-            outputs[index] = _fanout.failed_output(num_generations, outputs[index])
+            outputs[index] = _fanout.failed_output(
+                num_generations, _fanout.describe_error(outputs[index])
+            )
         return outputs
 
 
@@ -495,15 +510,6 @@ def _extra_root_certificates() -> Optional[bytes]:
             return file.read()
     except OSError as e:
         raise ValueError(f"`SSL_CERT_FILE` points to an unreadable file ({path}): {e}") from e
-
-
-class _BatchRowError(Exception):
-    """A row of a batch job that came back as an error (its message is the provider's)."""
-
-    message_only = True
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def _batch_file_prefix_and_metadata() -> Tuple[str, Dict[str, str]]:
