@@ -1,0 +1,13 @@
+"""Mixins of LLM classes, at the same import path as `distilabel.models.mixins`."""
+
+from distilabel_rs.models.mixins.magpie import (
+    MAGPIE_PRE_QUERY_TEMPLATES,
+    MagpieAvailablePreQueryTemplates,
+    MagpieChatTemplateMixin,
+)
+
+__all__ = [
+    "MAGPIE_PRE_QUERY_TEMPLATES",
+    "MagpieAvailablePreQueryTemplates",
+    "MagpieChatTemplateMixin",
+]
