@@ -198,18 +198,15 @@ def test_a_failed_job_never_shifts_the_other_rows(server: Any) -> None:
     llm = batch_llm(server)
     # Two jobs: rows 0-1 in the first (rejected as a whole), row 2 in the second.
     inputs = chats("[[reject_batch]] a", "b", "c")
-    rows = [
-        {
-            "custom_id": str(i),
-            "method": "POST",
-            "url": "/v1/chat/completions",
-            "body": {"model": "batch-model", "messages": message},
-        }
+    requests = [
+        (str(i), "chat", {"model": "batch-model", "messages": message})
         for i, message in enumerate(inputs)
     ]
-    first = llm._native_client().batch_submit(
-        rows, file_name_prefix="p", metadata={}, max_rows_per_file=2
+    # Two rows per file: the rejected job holds rows 0 and 1, the other row 2.
+    small_files = _core.NativeClient(
+        "openai", server.base_url, api_key="k", profile={"batch": {"max_rows": 2}}
     )
+    first = _core.BatchJobs(small_files).submit(requests, name="p", metadata={})
     llm.jobs_ids = tuple(first)
     assert len(llm.jobs_ids) == 2
     outputs = poll(llm, inputs)
@@ -225,4 +222,4 @@ def test_batch_progress_bar(server: Any, capsys: pytest.CaptureFixture) -> None:
     llm = batch_llm(server, offline_batch_generation_block_until_done=0, progress_bar=True)
     llm.generate_outputs(inputs=chats("a", "b", "c"))
     assert "3/3" in capsys.readouterr().err
-    assert llm._batch_reporter is None  # closed once the results are in
+    assert llm._native.batch_reporter is None  # closed once the results are in

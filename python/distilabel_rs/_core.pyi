@@ -3,27 +3,33 @@
 from typing import Any, Iterator, Mapping, Sequence
 
 __all__ = [
+    "CLIENT_DEFAULTS",
     "APIConnectionError",
     "APIError",
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
-    "BatchHandle",
+    "BatchJobs",
     "FanOutScheduler",
-    "JsonlJob",
-    "MalformedInputError",
+    "GenerateJob",
     "Grouper",
+    "MalformedInputError",
     "MockServer",
-    "OpenAIClient",
+    "NativeClient",
     "RateLimitError",
     "RequestCancelledError",
+    "RequestsHandle",
     "__version__",
+    "batch_rows_from_file",
     "merge_responses",
-    "run_jsonl_job",
+    "start_generate_job",
     "wait_between_polls",
 ]
 
 __version__: str
+CLIENT_DEFAULTS: dict[str, float | int]
+"""The one set of native client defaults: `timeout`, `max_retries`, `backoff_base`,
+`backoff_cap`, `max_concurrency`."""
 
 def merge_responses(responses: Sequence[Mapping[str, Any]], n: int = 1) -> list[dict[str, Any]]:
     """Groups every `n` consecutive single-generation responses into one, in one pass."""
@@ -93,49 +99,44 @@ class APIResponseValidationError(APIError):
 class RequestCancelledError(APIError):
     """The request was cancelled with its batch."""
 
-class OpenAIClient:
-    """An OpenAI-compatible client with its own connection pool."""
+class NativeClient:
+    """A client of one provider (`"openai"` with a profile for every OpenAI-compatible
+    API) with its own connection pool."""
 
     def __new__(
         cls,
+        provider: str,
         base_url: str,
         *,
+        profile: Mapping[str, Any] | None = None,
         api_key: str | None = None,
         default_headers: Mapping[str, str] | None = None,
         timeout: float = 120.0,
         max_retries: int = 6,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 8.0,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 60.0,
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
         root_certificate_pem: bytes | None = None,
         pool_size: int = 64,
         seed: int | None = None,
-    ) -> OpenAIClient: ...
-    def batch_submit(
-        self,
-        rows: Sequence[Mapping[str, Any] | bytes],
-        *,
-        file_name_prefix: str,
-        metadata: Mapping[str, str],
-        max_rows_per_file: int = 50000,
-        max_bytes_per_file: int = 209715200,
-    ) -> list[str]:
-        """Uploads the rows in files split at the API's limits; one batch per file."""
-    def batch_check(self, batch_ids: Sequence[str]) -> dict[str, Any]:
-        """`running`, `counts`, `results` by custom_id, `submitted`, `unfinished` lines."""
-    def batch_cancel(self, batch_ids: Sequence[str]) -> None: ...
+    ) -> NativeClient: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def supports_n(self) -> bool: ...
     def start(
         self,
-        requests: Sequence[tuple[bool, Mapping[str, Any]]],
+        requests: Sequence[tuple[str, Mapping[str, Any]]],
         *,
         max_concurrency: int | None = None,
         fail_fast: bool = False,
-    ) -> BatchHandle:
-        """Starts sending `(is_chat, body)` requests; returns at once."""
+    ) -> RequestsHandle:
+        """Starts sending `(endpoint, body)` requests (`"chat"` or `"text"`); returns at
+        once."""
 
-class BatchHandle:
-    """A batch being sent by `OpenAIClient.start`."""
+class RequestsHandle:
+    """Online requests being sent by `NativeClient.start`."""
 
     def wait(self, timeout: float | None = None) -> bool:
         """Waits (without the GIL) until done (`True`) or `timeout` seconds passed."""
@@ -147,8 +148,25 @@ class BatchHandle:
     def empty_choices(self) -> list[tuple[int, str | None]]:
         """`(request index, finish reason)` of choices without content."""
 
+class BatchJobs:
+    """The Batch API of a client's provider (`ValueError` if it has none)."""
+
+    def __new__(cls, client: NativeClient) -> BatchJobs: ...
+    def submit(
+        self,
+        requests: Sequence[tuple[str, str, Mapping[str, Any]] | bytes],
+        *,
+        name: str,
+        metadata: Mapping[str, str],
+    ) -> list[str]:
+        """`(custom_id, endpoint, body)` requests (or rows as bytes) as jobs split at the
+        API's limits; returns the job ids."""
+    def check(self, job_ids: Sequence[str], *, raw: bool = False) -> dict[str, Any]:
+        """`running`, `counts`, `results` by custom_id, `submitted`, `unfinished` rows."""
+    def cancel(self, job_ids: Sequence[str]) -> None: ...
+
 class MockServer:
-    """A local OpenAI-compatible server (see `rust/core/src/mock_server.rs`)."""
+    """The project's local server of the LLM APIs (crate `distilabel-rs-mock`)."""
 
     def __new__(
         cls,
@@ -160,12 +178,15 @@ class MockServer:
     @property
     def port(self) -> int: ...
     @property
+    def origin(self) -> str: ...
+    @property
     def base_url(self) -> str: ...
     @property
     def requests(self) -> int: ...
     @property
     def peak_in_flight(self) -> int: ...
     def recorded(self) -> list[tuple[str, str, str | None]]: ...
+    def recorded_requests(self) -> list[dict[str, Any]]: ...
     def batch_ids(self) -> list[str]: ...
     def stop(self) -> None: ...
 
@@ -176,7 +197,7 @@ def wait_between_polls(seconds: float) -> bool:
 class MalformedInputError(ValueError):
     """A line of the input file is not a valid request (the message names the line)."""
 
-class JsonlJob:
+class GenerateJob:
     """A running `distilabel-rs generate` job."""
 
     def wait(self, timeout: float | None = None) -> bool: ...
@@ -186,14 +207,25 @@ class JsonlJob:
     def summary(self) -> dict[str, Any]:
         """The summary of the finished job, or raises the error that stopped it."""
 
-def run_jsonl_job(
-    client: OpenAIClient,
+def start_generate_job(
+    client: NativeClient,
     input: str,
     output: str,
     *,
-    model: str,
     defaults: Mapping[str, Any],
     max_concurrency: int,
     skip_malformed: bool,
-) -> JsonlJob:
-    """Starts sending the JSONL requests of `input`, appending results to `output`."""
+) -> GenerateJob:
+    """Starts sending the JSONL requests of `input`, appending results to `output`;
+    `defaults`: `model` and optional `n`, `max_tokens`, `temperature`, `top_p`."""
+
+def batch_rows_from_file(
+    client: NativeClient,
+    jobs: BatchJobs,
+    input: str,
+    *,
+    defaults: Mapping[str, Any],
+    skip_malformed: bool,
+) -> tuple[list[bytes], list[tuple[int, str]]]:
+    """`input` read by the online path's parser into batch rows, and the malformed lines
+    skipped."""

@@ -19,6 +19,9 @@ from typing import Any, Dict, List, Optional
 
 from distilabel_rs import _core
 
+# The one set of client defaults, shared with the native LLMs.
+_DEFAULTS = _core.CLIENT_DEFAULTS
+
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED_REQUESTS, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_AUTH = 0, 1, 2, 3, 4
@@ -54,11 +57,13 @@ def _parser() -> argparse.ArgumentParser:
         "--mock", action="store_true", help="use a local mock server (no key needed)"
     )
     generate.add_argument("--num-generations", type=int, help="`n` for requests that set none")
-    generate.add_argument("--max-concurrency", type=int, default=64)
+    generate.add_argument("--max-concurrency", type=int, default=_DEFAULTS["max_concurrency"])
     generate.add_argument("--requests-per-minute", type=float)
     generate.add_argument("--tokens-per-minute", type=float)
-    generate.add_argument("--max-retries", type=int, default=6)
-    generate.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    generate.add_argument("--max-retries", type=int, default=_DEFAULTS["max_retries"])
+    generate.add_argument(
+        "--timeout", type=float, default=_DEFAULTS["timeout"], help="seconds per request"
+    )
     generate.add_argument("--max-tokens", type=int, help="`max_tokens` for requests that set none")
     generate.add_argument("--temperature", type=float)
     generate.add_argument("--top-p", type=float)
@@ -91,13 +96,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _defaults(args: argparse.Namespace) -> Dict[str, Any]:
-    options = {
+    """The model and generation options for requests that do not set them."""
+    return {
+        "model": args.model,
         "n": args.num_generations,
         "max_tokens": args.max_tokens,
         "temperature": args.temperature,
         "top_p": args.top_p,
     }
-    return {key: value for key, value in options.items() if value is not None}
 
 
 def _error(message: str) -> None:
@@ -114,7 +120,8 @@ def _generate(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.input):
         _error(f"cannot read {args.input}: no such file")
         return EXIT_USAGE
-    client = _core.OpenAIClient(
+    client = _core.NativeClient(
+        "openai",
         base_url,
         api_key=api_key,
         timeout=args.timeout,
@@ -125,11 +132,10 @@ def _generate(args: argparse.Namespace) -> int:
     )
     if args.batch_api:
         return _batch(args, client)
-    job = _core.run_jsonl_job(
+    job = _core.start_generate_job(
         client,
         args.input,
         args.output,
-        model=args.model,
         defaults=_defaults(args),
         max_concurrency=args.max_concurrency,
         skip_malformed=args.on_malformed == "skip",
@@ -162,61 +168,37 @@ def _generate(args: argparse.Namespace) -> int:
     return EXIT_OK if not summary["failures"] else EXIT_FAILED_REQUESTS
 
 
-def _batch_rows(args: argparse.Namespace) -> Optional[List[Dict[str, Any]]]:
-    """INPUT as Batch API rows (chat requests only), or `None` after reporting a bad line."""
-    rows: List[Dict[str, Any]] = []
-    with open(args.input) as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise ValueError("a line must be a JSON object")
-                if "body" in record:
-                    custom_id, body = record["custom_id"], dict(record["body"])
-                    if record.get("url", "/v1/chat/completions") != "/v1/chat/completions":
-                        raise ValueError("--batch-api sends chat requests only")
-                elif "messages" in record:
-                    custom_id, body = str(number), dict(record)
-                else:
-                    raise ValueError("--batch-api needs `messages` (chat) requests")
-            except (ValueError, KeyError, TypeError) as e:
-                if args.on_malformed == "skip":
-                    print(f"skipped malformed line {number}: {e}", file=sys.stderr)
-                    continue
-                _error(f"malformed input at {args.input}:{number}: {e}")
-                return None
-            body.setdefault("model", args.model)
-            for key, value in _defaults(args).items():
-                body.setdefault(key, value)
-            rows.append(
-                {
-                    "custom_id": custom_id,
-                    "method": "POST",
-                    "url": "/v1/chat/completions",
-                    "body": body,
-                }
-            )
-    return rows
+_BATCH_METADATA = {"description": "distilabel-rs generate"}
 
 
 def _batch(args: argparse.Namespace, client: Any) -> int:
     """`--batch-api`: submit once (job ids kept next to OUTPUT), then collect with `--wait`."""
     state_path = f"{args.output}.batch.json"
+    try:
+        jobs = _core.BatchJobs(client)
+    except ValueError as e:
+        _error(str(e))
+        return EXIT_USAGE
     if os.path.exists(state_path):
         with open(state_path) as state:
             jobs_ids = json.load(state)["jobs_ids"]
         print(f"collecting batch jobs {', '.join(jobs_ids)} (from {state_path})", file=sys.stderr)
     else:
-        rows = _batch_rows(args)
-        if rows is None:
+        try:
+            # The same line parser as the online path.
+            rows, malformed = _core.batch_rows_from_file(
+                client,
+                jobs,
+                args.input,
+                defaults=_defaults(args),
+                skip_malformed=args.on_malformed == "skip",
+            )
+        except _core.MalformedInputError as e:
+            _error(f"malformed input at {e} (use --on-malformed skip to skip such lines)")
             return EXIT_USAGE
-        jobs_ids = client.batch_submit(
-            rows,
-            file_name_prefix="distilabel-rs",
-            metadata={"description": "distilabel-rs generate"},
-        )
+        for line, reason in malformed:
+            print(f"skipped malformed line {line}: {reason}", file=sys.stderr)
+        jobs_ids = jobs.submit(rows, name="distilabel-rs", metadata=_BATCH_METADATA)
         _save_jobs(state_path, jobs_ids)
         print(f"submitted batch jobs {', '.join(jobs_ids)} ({len(rows)} requests)", file=sys.stderr)
     if not args.wait:
@@ -224,7 +206,7 @@ def _batch(args: argparse.Namespace, client: Any) -> int:
         return EXIT_OK
     try:
         while True:
-            state = client.batch_check(jobs_ids, raw=True)
+            state = jobs.check(jobs_ids, raw=True)
             total, completed, failed = state["counts"]
             if state["running"]:
                 print(
@@ -233,10 +215,8 @@ def _batch(args: argparse.Namespace, client: Any) -> int:
                 _core.wait_between_polls(args.poll_interval)
                 continue
             if state["unfinished"]:
-                more = client.batch_submit(
-                    state["unfinished"],
-                    file_name_prefix="distilabel-rs",
-                    metadata={"description": "distilabel-rs generate"},
+                more = jobs.submit(
+                    state["unfinished"], name="distilabel-rs", metadata=_BATCH_METADATA
                 )
                 jobs_ids = [*jobs_ids, *more]
                 _save_jobs(state_path, jobs_ids)

@@ -11,7 +11,7 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-use crate::limits::{Jitter, TokenBucket};
+use crate::limits::{Jitter, RetryPolicy, TokenBucket};
 
 /// What a worker does next.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,24 +23,6 @@ pub enum Next {
     Wait(f64),
     /// No work left for this worker.
     Done,
-}
-
-/// Exponential backoff with full jitter: the n-th retry waits a uniform random time in
-/// `[0, min(cap, base * 2^n))`, unless the failure carried a retry-after hint.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
-    pub max_retries: u32,
-    pub base_seconds: f64,
-    pub cap_seconds: f64,
-}
-
-impl RetryPolicy {
-    /// The full-jitter backoff before retry number `retry_number` (0 for the first).
-    pub fn backoff(&self, retry_number: u32, jitter: &mut Jitter) -> f64 {
-        let exponent = i32::try_from(retry_number).unwrap_or(i32::MAX);
-        let ceiling = (self.base_seconds * 2f64.powi(exponent)).min(self.cap_seconds);
-        ceiling.max(0.0) * jitter.next_unit()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,20 +1,27 @@
 //! Pure-Rust core of distilabel-rs.
 //!
 //! Nothing here knows about Python: the binding crate (`rust/python`) adapts Python objects
-//! to the small traits defined in each module, so every algorithm can be tested with
+//! to the types and small traits defined here, so every algorithm can be tested with
 //! `cargo test` alone.
 //!
-//! - [`grouping`]: group `n` single-generation responses per input (distilabel's
-//!   `merge_responses`), in one pass.
-//! - [`fanout`]: the decisions of the bounded fan-out of requests (order, retries, rate
-//!   limit, progress).
-//! - [`chunking`]: split a stream into fixed-size chunks with distilabel's `grouper` policies.
+//! - [`merge`]: group `n` single-generation responses per input (distilabel's
+//!   `merge_responses`), in one pass; [`grouper`]: distilabel's `grouper` chunking.
+//! - [`fanout`]: the decisions of the bounded fan-out of Python `agenerate` calls (order,
+//!   retries, rate limit, progress).
+//! - [`limits`]: token buckets, jitter, the retry policy and the one set of client defaults.
+//! - [`http`]: the provider-neutral HTTP layer (client, admission, retries, dispatch of many
+//!   online requests, errors, completions) and the [`http::Provider`] trait.
+//! - [`providers`]: one folder per API (OpenAI and its compatible profiles...).
+//! - [`batch_jobs`]: offline generation through a provider's Batch API, provider-neutral.
+//! - [`generate_job`]: the `distilabel-rs generate` command's streaming, resumable job.
+//! - [`runtime`]: the per-process tokio runtime.
 
-pub mod chunking;
+pub mod batch_jobs;
 pub mod fanout;
-pub mod grouping;
-pub mod jsonl_job;
+pub mod generate_job;
+pub mod grouper;
+pub mod http;
 pub mod limits;
-pub mod mock_server;
-pub mod openai;
+pub mod merge;
+pub mod providers;
 pub mod runtime;

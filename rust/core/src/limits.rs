@@ -1,4 +1,7 @@
-//! Rate limiting and jitter shared by the fan-out scheduler and the native HTTP client.
+//! Rate limiting, jitter, the retry policy and the client defaults, shared by the fan-out
+//! scheduler, the native HTTP client and the `distilabel-rs generate` command.
+
+use std::time::Duration;
 
 /// A token bucket refilled continuously at `per_second`, holding at most `capacity`.
 /// Takes may overdraw it (a reservation later reconciled down), which delays later takes.
@@ -87,6 +90,48 @@ impl Jitter {
         unit
     }
 }
+
+/// Exponential backoff with full jitter: the n-th retry waits a uniform random time in
+/// `[0, min(cap, base * 2^n))`, unless the failure carried a retry-after hint.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub base_seconds: f64,
+    pub cap_seconds: f64,
+}
+
+impl RetryPolicy {
+    /// The full-jitter backoff before retry number `retry_number` (0 for the first).
+    pub fn backoff(&self, retry_number: u32, jitter: &mut Jitter) -> f64 {
+        let exponent = i32::try_from(retry_number).unwrap_or(i32::MAX);
+        let ceiling = (self.base_seconds * 2f64.powi(exponent)).min(self.cap_seconds);
+        ceiling.max(0.0) * jitter.next_unit()
+    }
+}
+
+/// The defaults of every native client (`OpenAILLM` and the other native LLMs, and the
+/// `distilabel-rs` command): one set, so that both behave the same unless told otherwise.
+/// The Python side reads them from `_core.CLIENT_DEFAULTS`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClientDefaults {
+    /// Per request attempt (distilabel's `timeout=120`).
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Requests in flight at once (also the keep-alive pool size).
+    pub max_concurrency: usize,
+}
+
+/// distilabel's `max_retries=6` and `timeout=120`, and `AsyncLLM`'s backoff fields
+/// (`retry_backoff_base=1.0`, `retry_backoff_max=60.0`, `max_concurrency=64`).
+pub const CLIENT_DEFAULTS: ClientDefaults = ClientDefaults {
+    timeout: Duration::from_secs(120),
+    retry: RetryPolicy {
+        max_retries: 6,
+        base_seconds: 1.0,
+        cap_seconds: 60.0,
+    },
+    max_concurrency: 64,
+};
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,7 @@
-//! Python objects to JSON and back, once per batch.
+//! Python objects to JSON, and results to Python objects, once per call (never per
+//! request on a tokio thread).
 
+use distilabel_rs_core::http::{Completion, TokenLogprob};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -77,4 +79,50 @@ fn type_name(value: &Bound<'_, PyAny>) -> String {
         .get_type()
         .name()
         .map_or_else(|_| "?".to_owned(), |name| name.to_string())
+}
+
+/// distilabel's `prepare_output`: token counts always (one value per request), logprobs
+/// only when there are some.
+pub fn generate_output<'py>(
+    py: Python<'py>,
+    completion: &Completion,
+) -> PyResult<Bound<'py, PyDict>> {
+    let output = PyDict::new(py);
+    output.set_item(pyo3::intern!(py, "generations"), &completion.generations)?;
+    let statistics = PyDict::new(py);
+    statistics.set_item(pyo3::intern!(py, "input_tokens"), [completion.input_tokens])?;
+    statistics.set_item(
+        pyo3::intern!(py, "output_tokens"),
+        [completion.output_tokens],
+    )?;
+    output.set_item(pyo3::intern!(py, "statistics"), statistics)?;
+    if !completion.logprobs.is_empty() {
+        let choices = PyList::empty(py);
+        for positions in &completion.logprobs {
+            let rows = PyList::empty(py);
+            for position in positions {
+                match position {
+                    Some(alternatives) => rows.append(logprob_list(py, alternatives)?)?,
+                    None => rows.append(py.None())?,
+                }
+            }
+            choices.append(rows)?;
+        }
+        output.set_item(pyo3::intern!(py, "logprobs"), choices)?;
+    }
+    Ok(output)
+}
+
+fn logprob_list<'py>(
+    py: Python<'py>,
+    alternatives: &[TokenLogprob],
+) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for alternative in alternatives {
+        let entry = PyDict::new(py);
+        entry.set_item(pyo3::intern!(py, "token"), &alternative.token)?;
+        entry.set_item(pyo3::intern!(py, "logprob"), alternative.logprob)?;
+        list.append(entry)?;
+    }
+    Ok(list)
 }

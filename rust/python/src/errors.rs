@@ -3,10 +3,10 @@
 //! Each core error enum gets an [`IntoPyErr`] impl here; binding code calls `.into_pyerr()`
 //! and never builds a `PyErr` for a core error anywhere else.
 
-use distilabel_rs_core::chunking::{ChunkError, UnknownIncompletePolicy};
-use distilabel_rs_core::grouping::MergeError;
-use distilabel_rs_core::jsonl_job::JobError;
-use distilabel_rs_core::openai::ApiError;
+use distilabel_rs_core::generate_job::JobError;
+use distilabel_rs_core::grouper::{ChunkError, UnknownIncompletePolicy};
+use distilabel_rs_core::http::ApiError;
+use distilabel_rs_core::merge::MergeError;
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::{PyErr, create_exception};
@@ -59,7 +59,7 @@ create_exception!(
     distilabel_rs._core,
     RequestCancelledError,
     APIError,
-    "The request was cancelled with its batch."
+    "The request was cancelled (with the others of its call)."
 );
 
 pub trait IntoPyErr {

@@ -4,9 +4,8 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use distilabel_rs_core::fanout::{
-    FailureDecision, Next, Progress, RetryPolicy, Scheduler, SchedulerConfig,
-};
+use distilabel_rs_core::fanout::{FailureDecision, Next, Progress, Scheduler, SchedulerConfig};
+use distilabel_rs_core::limits::RetryPolicy;
 use pyo3::prelude::*;
 
 /// Decides which request each worker runs next, when failures are retried and when the

@@ -1,29 +1,38 @@
 //! `distilabel_rs._core`: the native module. Conversion and glue only; every algorithm
 //! lives in `distilabel-rs-core`.
 
-mod chunking;
+mod batch_jobs;
+mod client;
 mod convert;
 mod errors;
 mod fanout;
-mod grouping;
-mod jsonl;
-mod openai;
+mod generate_job;
+mod grouper;
+mod merge;
+#[cfg(feature = "mock")]
+mod mock;
 mod polling;
+mod task;
 
 use pyo3::prelude::*;
 
 #[pymodule]
 mod _core {
     #[pymodule_export]
-    use crate::chunking::Grouper;
+    use crate::batch_jobs::BatchJobs;
+    #[pymodule_export]
+    use crate::client::{NativeClient, RequestsHandle};
     #[pymodule_export]
     use crate::fanout::FanOutScheduler;
     #[pymodule_export]
-    use crate::grouping::merge_responses;
+    use crate::generate_job::{GenerateJob, batch_rows_from_file, start_generate_job};
     #[pymodule_export]
-    use crate::jsonl::{JsonlJob, run_jsonl_job};
+    use crate::grouper::Grouper;
     #[pymodule_export]
-    use crate::openai::{BatchHandle, MockServer, OpenAIClient};
+    use crate::merge::merge_responses;
+    #[cfg(feature = "mock")]
+    #[pymodule_export]
+    use crate::mock::MockServer;
     #[pymodule_export]
     use crate::polling::wait_between_polls;
 
@@ -37,6 +46,7 @@ mod _core {
         };
         let py = m.py();
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add("CLIENT_DEFAULTS", crate::client::client_defaults(py)?)?;
         m.add("APIError", py.get_type::<APIError>())?;
         m.add("APIConnectionError", py.get_type::<APIConnectionError>())?;
         m.add("APITimeoutError", py.get_type::<APITimeoutError>())?;

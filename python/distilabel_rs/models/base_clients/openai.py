@@ -43,7 +43,8 @@ class OpenAIBaseClient(BaseModel):
     )
 
     _api_key_env_var: str = PrivateAttr(_OPENAI_API_KEY_ENV_VAR_NAME)
-    # Both point to the native client (distilabel keeps a sync and an async SDK client).
+    # distilabel's SDK clients. The native LLMs keep their client elsewhere (process-local);
+    # these stay `None`.
     _client: Any = PrivateAttr(None)
     _aclient: Any = PrivateAttr(None)
 
@@ -63,6 +64,10 @@ class OpenAIBaseClient(BaseModel):
         self._aclient = None
         self.default_headers = None
         self.structured_output = None
+        # The LLM's own `unload` (the native client), when mixed into an LLM.
+        unload = getattr(super(), "unload", None)
+        if unload is not None:
+            unload()
 
     @property
     def model_name(self) -> str:

@@ -2,8 +2,9 @@
 
 What differs from distilabel is underneath: `AsyncLLM.generate` runs a bounded fan-out whose
 decisions are made in the Rust core (`_fanout`), works from any thread or running loop
-(`_sync`), response grouping (`merge_responses`) runs in the Rust core in one pass, and
-objects stay picklable whatever state they are in (see COMPATIBILITY.md).
+(`_loop`), response grouping (`merge_responses`) runs in the Rust core in one pass, and
+objects pickle and deep-copy whatever state they are in (process-local state lives in
+`_loop.ProcessLocal` objects; see COMPATIBILITY.md).
 """
 
 import asyncio
@@ -46,7 +47,9 @@ from distilabel_rs.constants import SIGINT_HANDLER_CALLED_ENV_NAME
 from distilabel_rs.errors import DistilabelNotImplementedError, DistilabelUserError
 from distilabel_rs.exceptions import DistilabelOfflineBatchGenerationNotFinishedException
 from distilabel_rs.mixins.runtime_parameters import RuntimeParameter, RuntimeParametersModelMixin
-from distilabel_rs.models.llms import _fanout, _sync
+from distilabel_rs.models.llms import _fanout
+from distilabel_rs.models.llms._loop import LoopOwner
+from distilabel_rs.models.llms._progress import FanOutProgress
 from distilabel_rs.utils.docstring import parse_google_docstring
 from distilabel_rs.utils.serialization import _Serializable
 
@@ -299,29 +302,20 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
     # An unannotated private class attribute: pydantic makes it a private attribute that
     # `load()` may reassign per instance (providers that cannot return `n` generations).
     _num_generations_param_supported = True
+    # distilabel's; `event_loop` hands out the loop of `_loop_owner` without storing it (a
+    # stored loop could be neither pickled nor deep-copied).
     _event_loop: "asyncio.AbstractEventLoop" = PrivateAttr(default=None)
     _new_event_loop: bool = PrivateAttr(default=False)
-    # The process that created `_event_loop` (forked children make their own).
-    _event_loop_pid: Optional[int] = PrivateAttr(default=None)
-    _generate_lock: Optional[Any] = PrivateAttr(default=None)
-    _generate_lock_pid: Optional[int] = PrivateAttr(default=None)
-    _progress_callback: Optional[Callable[["_fanout.FanOutProgress"], Any]] = PrivateAttr(
-        default=None
-    )
+    # The one owner of this object's event loop and `generate` lock, per process.
+    _loop_owner: LoopOwner = PrivateAttr(default_factory=LoopOwner)
+    _progress_callback: Optional[Callable[[FanOutProgress], Any]] = PrivateAttr(default=None)
     # Seed of the retry jitter; `None` seeds from the clock. Tests fix it.
     _fanout_seed: Optional[int] = PrivateAttr(default=None)
 
     _retryable_exceptions: ClassVar[Tuple[Type[BaseException], ...]] = ()
-    # Private attributes that belong to one process (event loop, lock, callback): reset when
-    # pickled. Subclasses extend it with their own (e.g. a native client).
-    _process_local: ClassVar[Tuple[str, ...]] = (
-        "_event_loop",
-        "_new_event_loop",
-        "_event_loop_pid",
-        "_generate_lock",
-        "_generate_lock_pid",
-        "_progress_callback",
-    )
+    # Private attributes that belong to one process and are not `ProcessLocal` objects
+    # themselves (a callback may be a lambda): reset when pickled. Subclasses may extend it.
+    _process_local: ClassVar[Tuple[str, ...]] = ("_event_loop", "_progress_callback")
 
     max_concurrency: RuntimeParameter[PositiveInt] = Field(
         default=64,
@@ -380,20 +374,18 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
 
     @property
     def event_loop(self) -> "asyncio.AbstractEventLoop":
-        """The loop `generate` runs on: the running loop if there is one, else a new loop
-        owned by this object (closed when it is deleted). Set as the thread's current loop
-        on every access."""
-        if self._event_loop is None:
-            try:
-                self._event_loop = asyncio.get_running_loop()
-                if self._event_loop.is_closed():
-                    self._event_loop = asyncio.new_event_loop()
-                    self._new_event_loop = True
-            except RuntimeError:
-                self._event_loop = asyncio.new_event_loop()
-                self._new_event_loop = True
-        asyncio.set_event_loop(self._event_loop)
-        return self._event_loop
+        """The loop `generate` runs on: the running loop if there is one, else this
+        object's own loop in this process (closed when the object is deleted). Set as the
+        thread's current loop on every access."""
+        try:
+            loop = asyncio.get_running_loop()
+            if loop.is_closed():
+                raise RuntimeError("closed")
+        except RuntimeError:
+            loop = self._loop_owner.loop()
+            self._new_event_loop = True
+        asyncio.set_event_loop(loop)
+        return loop
 
     @abstractmethod
     async def agenerate(
@@ -418,7 +410,30 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
         Returns:
             The outputs, one per input.
         """
-        return await _fanout.fan_out(self, inputs, num_generations, kwargs)
+        return await _fanout.fan_out(
+            self.agenerate,
+            inputs,
+            num_generations,
+            kwargs,
+            per_input=bool(self._num_generations_param_supported),
+            settings=self._fanout_settings(),
+            is_retryable=self._is_retryable,
+            retry_after=self._retry_after,
+        )
+
+    def _fanout_settings(self) -> _fanout.FanOutSettings:
+        """How this object's fan-outs run, from its runtime parameters."""
+        return _fanout.FanOutSettings(
+            max_concurrency=self.max_concurrency,
+            max_retries=self.max_request_retries or 0,
+            backoff_base=self.retry_backoff_base,
+            backoff_cap=self.retry_backoff_max,
+            requests_per_minute=self.requests_per_minute,
+            isolate=self.error_policy == "isolate",
+            seed=self._fanout_seed,
+            progress_callback=self._progress_callback,
+            progress_bar=self.progress_bar,
+        )
 
     def generate(
         self,
@@ -439,14 +454,11 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
         Returns:
             The outputs, one per input.
         """
-        return _sync.run_sync(
-            self,
+        return self._loop_owner.run(
             lambda: self._agenerate(inputs=inputs, num_generations=num_generations, **kwargs),
         )
 
-    def set_progress_callback(
-        self, callback: Optional[Callable[["_fanout.FanOutProgress"], Any]]
-    ) -> None:
+    def set_progress_callback(self, callback: Optional[Callable[[FanOutProgress], Any]]) -> None:
         """Calls `callback(progress)` about ten times a second while `generate` runs, and
         once at its end, with the counts of requests done, failed, retried and in flight.
 
@@ -484,7 +496,7 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
     def __getstate__(self) -> Dict[str, Any]:
         # Process-local private attributes (`_process_local`) go back to their defaults: a
         # pickled copy (a pipeline worker, a Ray actor) makes its own on first use instead
-        # of failing to pickle them.
+        # of failing to pickle them. (`ProcessLocal` objects reset themselves.)
         state = super().__getstate__()
         private = dict(state.get("__pydantic_private__") or {})
         for name in self._process_local:
@@ -497,12 +509,9 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
         if sys.meta_path is None:  # interpreter shutdown
             return
         private = getattr(self, "__pydantic_private__", None) or {}
-        loop = private.get("_event_loop")
-        owned_here = private.get("_event_loop_pid") in (None, os.getpid())
-        if private.get("_new_event_loop") and loop is not None and owned_here:
-            if loop.is_running():
-                loop.stop()
-            loop.close()
+        owner = private.get("_loop_owner")
+        if owner is not None:
+            owner.close()
 
     @staticmethod
     def _prepare_structured_output(  # type: ignore[override]

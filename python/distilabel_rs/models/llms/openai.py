@@ -5,33 +5,22 @@ The fields, generation parameters, outputs and errors are distilabel's; undernea
 them (keep-alive pool, rustls, retries with backoff honouring the server's hints, request
 and token rate limits, `max_concurrency`) with the GIL released, and the results come back
 to Python once. There is no openai SDK (nor instructor) dependency.
+
+The module is the provider's fields, `agenerate` signature and request bodies; the rest is
+`NativeLLM`'s. The other OpenAI-compatible LLMs (Azure, Together, Anyscale, vLLM's server)
+derive from `OpenAILLM` with another profile.
 """
 
-import asyncio
 import inspect
 import json
-import os
 import re
-from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
-from pydantic import (
-    BaseModel,
-    Field,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    PrivateAttr,
-    validate_call,
-)
+from pydantic import BaseModel, NonNegativeInt, PositiveInt, validate_call
 
-from distilabel_rs import _core
-from distilabel_rs.constants import PIPELINE_CACHE_ID_ENV_NAME, PIPELINE_NAME_ENV_NAME
 from distilabel_rs.errors import DistilabelUserError
-from distilabel_rs.exceptions import DistilabelOfflineBatchGenerationNotFinishedException
-from distilabel_rs.mixins.runtime_parameters import RuntimeParameter
 from distilabel_rs.models.base_clients.openai import OpenAIBaseClient
-from distilabel_rs.models.llms import _fanout
-from distilabel_rs.models.llms.base import AsyncLLM
+from distilabel_rs.models.llms._native import NativeLLM, Request
 from distilabel_rs.typing import FormattedInput, GenerateOutput
 
 if TYPE_CHECKING:
@@ -40,35 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["OpenAILLM"]
 
 _STRUCTURED_OUTPUT_PAGE = "sections/how_to_guides/advanced/structured_generation/#instructor"
-# How often a synchronous `generate()` wakes up to check Ctrl-C and report progress.
-_WAIT_SLICE_SECONDS = 0.1
-
-
-def _parameters(
-    self: Any,
-    input: FormattedInput,
-    num_generations: int = 1,
-    max_new_tokens: NonNegativeInt = 128,
-    logprobs: bool = False,
-    top_logprobs: Optional[PositiveInt] = None,
-    echo: bool = False,
-    frequency_penalty: float = 0.0,
-    presence_penalty: float = 0.0,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    stop: Optional[Union[str, List[str]]] = None,
-    response_format: Optional[Dict[str, str]] = None,
-    extra_body: Optional[Dict[str, Any]] = None,
-) -> Dict[str, Any]:
-    arguments = dict(locals())
-    del arguments["self"]
-    return arguments
-
-
-# `agenerate`'s parameters, validated exactly as distilabel's `@validate_call` does (same
-# coercions, same `ValidationError` titled "OpenAILLM.agenerate"), once per input.
-_parameters.__qualname__ = "OpenAILLM.agenerate"
-_validated_parameters = validate_call(_parameters)
 
 
 def _json_schema_format(structured_output: Dict[str, Any]) -> Dict[str, Any]:
@@ -87,7 +47,7 @@ def _json_schema_format(structured_output: Dict[str, Any]) -> Dict[str, Any]:
     return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
 
 
-class OpenAILLM(OpenAIBaseClient, AsyncLLM):
+class OpenAILLM(OpenAIBaseClient, NativeLLM):
     """An LLM served by the OpenAI API or any OpenAI-compatible server (vLLM, SGLang, TGI,
     llama.cpp, Ollama, Together, Groq...), with the request path in Rust.
 
@@ -102,38 +62,18 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
         timeout: seconds to wait for each response.
         structured_output: a `schema` (pydantic model or JSON schema) the generations follow,
             sent as a `json_schema` `response_format`; the generation is the JSON text.
-        tokens_per_minute: a limit on prompt plus generated tokens per minute.
 
     Icon:
         `:simple-openai:`
     """
 
-    tokens_per_minute: Optional[RuntimeParameter[PositiveFloat]] = Field(
-        default=None,
-        description="The maximum number of tokens (prompt plus the most each request may"
-        " generate, reconciled with the usage the API reports) per minute. `None` means no"
-        " limit.",
+    _no_response_message = (
+        "Received no response using OpenAI client (model: '{model}')."
+        " Finish reason was: {finish_reason}"
     )
-
-    # The native client (connections, runtime handles) and the batch progress bar belong to
-    # this process: pickled copies start without them.
-    _process_local: ClassVar[Tuple[str, ...]] = (
-        *AsyncLLM._process_local,
-        "_client",
-        "_aclient",
-        "_client_pid",
-        "_batch_reporter",
-    )
-    # The process the native client was built in (a forked child builds its own).
-    _client_pid: Optional[int] = PrivateAttr(None)
-    # Progress of the offline batch jobs across polls: the latest counts and their reporter.
-    _batch_snapshot: Tuple[int, ...] = PrivateAttr((0, 0, 0, 0, 0))
-    _batch_reporter: Optional[Any] = PrivateAttr(None)
 
     def load(self) -> None:
         """Checks the API key and builds the native client (nothing is sent)."""
-        AsyncLLM.load(self)
-        self._check_api_key()
         if self.structured_output:
             schema = self.structured_output.get("schema")
             if inspect.isclass(schema) and issubclass(schema, BaseModel):
@@ -142,34 +82,16 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
                     **self.structured_output,
                     "schema": schema.model_json_schema(),
                 }
-        self._build_client()
+        super().load()
 
-    def _build_client(self) -> None:
-        api_key = self._check_api_key()
-        client = _core.OpenAIClient(
-            self.base_url,
-            api_key=api_key.get_secret_value(),
-            default_headers=self.default_headers,
-            timeout=float(self.timeout),
-            max_retries=self.max_retries,
-            backoff_base=self.retry_backoff_base,
-            backoff_cap=self.retry_backoff_max,
-            requests_per_minute=self.requests_per_minute,
-            tokens_per_minute=self.tokens_per_minute,
-            pool_size=self.max_concurrency or 256,
-            root_certificate_pem=_extra_root_certificates(),
-            seed=self._fanout_seed,
-        )
-        self._client = self._aclient = client
-        self._client_pid = os.getpid()
-
-    def _native_client(self) -> Any:
-        if self._client is None:
-            raise RuntimeError(f"`{type(self).__name__}` is not loaded: call `load()` first.")
-        # A forked child cannot use its parent's connections: it builds its own client.
-        if self._client_pid != os.getpid():
-            self._build_client()
-        return self._client
+    def _client_settings(self) -> Dict[str, Any]:
+        return {
+            "base_url": self.base_url,
+            "api_key": self._check_api_key().get_secret_value(),
+            "default_headers": self.default_headers,
+            "timeout": float(self.timeout),
+            "max_retries": self.max_retries,
+        }
 
     @validate_call
     async def agenerate(  # type: ignore[override]
@@ -209,35 +131,17 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
         Returns:
             The generations with their statistics (and logprobs when asked).
         """
-        parameters = dict(locals())
-        del parameters["self"]
-        request = self._request(parameters, self._default_response_format())
-        outputs = await self._run_async([request], num_generations)
-        return outputs[0]
+        return await self._agenerate_one(locals())
 
-    def _requests(
-        self, inputs: List[FormattedInput], num_generations: int, kwargs: Dict[str, Any]
-    ) -> List[Tuple[bool, Dict[str, Any]]]:
-        default_format = self._default_response_format()  # once per batch, not per input
-        return [
-            self._request(
-                _validated_parameters(self, input=input, num_generations=num_generations, **kwargs),
-                default_format,
-            )
-            for input in inputs
-        ]
-
-    def _default_response_format(self) -> Optional[Dict[str, Any]]:
+    def _batch_context(self) -> Optional[Dict[str, Any]]:
         """The `json_schema` response format of `self.structured_output`, if set."""
         if not self.structured_output:
             return None
         return _json_schema_format(self.structured_output)  # type: ignore[arg-type]
 
-    def _request(
-        self, parameters: Dict[str, Any], default_format: Optional[Dict[str, Any]]
-    ) -> Tuple[bool, Dict[str, Any]]:
-        """`(is_chat, body)` of the request for one input, as distilabel's client sends it;
-        `default_format` is the response format of the LLM's own `structured_output`."""
+    def _request(self, parameters: Dict[str, Any], context: Any) -> Request:
+        """The request for one input, as distilabel's client sends it; `context` is the
+        response format of the LLM's own `structured_output`."""
         input = parameters["input"]
         if isinstance(input, str):
             body: Dict[str, Any] = {
@@ -254,9 +158,9 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
             }
             if parameters["extra_body"]:
                 body.update(parameters["extra_body"])
-            return False, body
+            return "text", body
 
-        response_format = default_format
+        response_format = context
         if isinstance(input, tuple):
             input, structured_output = input
             if structured_output is not None:
@@ -283,64 +187,7 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
             body["response_format"] = response_format
         if parameters["extra_body"]:
             body.update(parameters["extra_body"])
-        return True, body
-
-    def generate(  # type: ignore[override]
-        self,
-        inputs: List[FormattedInput],
-        num_generations: int = 1,
-        **kwargs: Any,
-    ) -> List[GenerateOutput]:
-        """Sends one request per input, all from Rust, and waits (Ctrl-C cancels them).
-
-        Args:
-            inputs: the inputs.
-            num_generations: generations per input (sent as `n`).
-            **kwargs: the generation parameters of `agenerate`.
-
-        Returns:
-            One output per input, in input order.
-        """
-        requests = self._requests(inputs, num_generations, kwargs)
-        handle = self._start(requests)
-        reporter = _fanout.ProgressReporter.create(self, handle.progress)
-        try:
-            while not handle.wait(_WAIT_SLICE_SECONDS):
-                if reporter is not None:
-                    reporter.tick()
-        except BaseException:
-            handle.cancel()
-            raise
-        finally:
-            if reporter is not None:
-                reporter.close()
-        return self._outputs(handle, num_generations)
-
-    async def _agenerate(
-        self, inputs: List[FormattedInput], num_generations: int = 1, **kwargs: Any
-    ) -> List[GenerateOutput]:
-        """Like `generate`, awaited: cancelling the awaiting task cancels the requests."""
-        return await self._run_async(
-            self._requests(inputs, num_generations, kwargs), num_generations
-        )
-
-    async def _run_async(
-        self, requests: List[Tuple[bool, Dict[str, Any]]], num_generations: int
-    ) -> List[GenerateOutput]:
-        handle = self._start(requests)
-        reporter = _fanout.ProgressReporter.create(self, handle.progress)
-        if reporter is not None:
-            reporter.start()
-        try:
-            # The wait runs in a worker thread with the GIL released; the loop stays free.
-            await asyncio.to_thread(handle.wait)
-        except BaseException:
-            handle.cancel()
-            raise
-        finally:
-            if reporter is not None:
-                await reporter.stop()
-        return self._outputs(handle, num_generations)
+        return "chat", body
 
     def offline_batch_generate(  # type: ignore[override]
         self,
@@ -357,15 +204,15 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
         response_format: Optional[str] = None,
         **kwargs: Any,
     ) -> List[GenerateOutput]:
-        """Generates through the OpenAI Batch API (half the price, results within 24 h).
+        """Generates through the provider's Batch API (half the price, results within 24 h).
 
-        The first call uploads the requests (files split at 50,000 requests and 200 MB),
-        starts one batch per file, stores their ids in `jobs_ids` and raises
-        `DistilabelOfflineBatchGenerationNotFinishedException`. Later calls (in this or
-        another process: the job ids are enough) raise it again while a job runs, submit
-        again only the rows an expired or cancelled job left undone, and finally return one
-        output per input, in order: a row that failed has `None` generations and its error
-        message under `error`.
+        The first call uploads the requests (files split at the API's limits: 50,000
+        requests and 200 MB for OpenAI), starts one batch per file, stores their ids in
+        `jobs_ids` and raises `DistilabelOfflineBatchGenerationNotFinishedException`. Later
+        calls (in this or another process: the job ids are enough) raise it again while a
+        job runs, submit again only the rows an expired or cancelled job left undone, and
+        finally return one output per input, in order: a row that failed has `None`
+        generations and its error message under `error`.
 
         Args:
             inputs: the conversations (not needed once `jobs_ids` is set).
@@ -384,11 +231,7 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
         Returns:
             One output per input.
         """
-        if self.jobs_ids:
-            return self._collect_batch_results(inputs, num_generations)
-        if inputs is None:
-            raise ValueError("No `inputs` were provided and no `jobs_ids` were found.")
-        request = {
+        options = {
             "model": self.model,
             "logprobs": logprobs,
             "top_logprobs": top_logprobs,
@@ -401,126 +244,9 @@ class OpenAILLM(OpenAIBaseClient, AsyncLLM):
             "stop": stop,
             "response_format": response_format,
         }
-        rows = [
-            {
-                "custom_id": str(index),
-                "method": "POST",
-                "url": "/v1/chat/completions",
-                "body": {"messages": input, **request},
-            }
-            for index, input in enumerate(inputs)
-        ]
-        self.jobs_ids = tuple(self._submit_batch_rows(rows))
-        raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids)
-
-    def _submit_batch_rows(self, rows: List[Any]) -> List[str]:
-        prefix, metadata = _batch_file_prefix_and_metadata()
-        return self._native_client().batch_submit(rows, file_name_prefix=prefix, metadata=metadata)
-
-    def _collect_batch_results(
-        self, inputs: Optional[List[FormattedInput]], num_generations: int
-    ) -> List[GenerateOutput]:
-        state = self._native_client().batch_check(list(self.jobs_ids))  # type: ignore[arg-type]
-        self._report_batch_progress(state["counts"], finished=not state["running"])
-        if state["running"]:
-            raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids)
-        if state["unfinished"]:
-            # An expired or cancelled job: its finished rows are kept, the others go again.
-            self.jobs_ids = (*self.jobs_ids, *self._submit_batch_rows(state["unfinished"]))  # type: ignore[misc]
-            raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids)
-        results = state["results"]
-        count = (
-            len(inputs) if inputs is not None else 1 + max(map(int, state["submitted"]), default=-1)
+        return self._offline_batch(
+            inputs, num_generations, lambda input: ("chat", {"messages": input, **options})
         )
-        outputs: List[GenerateOutput] = []
-        for index in range(count):
-            result = results.get(str(index), "No result for this input in the batch jobs.")
-            if isinstance(result, str):
-                outputs.append(_fanout.failed_output(num_generations, result))
-            else:
-                outputs.append(result)
-        return outputs
-
-    def _report_batch_progress(self, counts: Tuple[int, int, int], finished: bool) -> None:
-        """The jobs' request counts to the progress callback and bar (as the fan-out's)."""
-        total, completed, failed = counts
-        self._batch_snapshot = (total, completed, failed, 0, max(total - completed - failed, 0))
-        if self._batch_reporter is None:
-            self._batch_reporter = _fanout.ProgressReporter.create(
-                self, lambda: self._batch_snapshot
-            )
-        reporter = self._batch_reporter
-        if reporter is None:
-            return
-        if finished:
-            reporter.close()
-            self._batch_reporter = None
-        else:
-            reporter.report()
-
-    def cancel_offline_batch_generation(self) -> None:
-        """Asks the API to cancel this LLM's batch jobs (`jobs_ids`). Rows they finished are
-        still collected by the next `offline_batch_generate`; the others go again."""
-        if self.jobs_ids:
-            self._native_client().batch_cancel(list(self.jobs_ids))
-
-    def _start(self, requests: List[Tuple[bool, Dict[str, Any]]]) -> Any:
-        return self._native_client().start(
-            requests,
-            max_concurrency=self.max_concurrency,
-            fail_fast=self.error_policy == "raise",
-        )
-
-    def _outputs(self, handle: Any, num_generations: int) -> List[GenerateOutput]:
-        outputs = handle.results()
-        for _, finish_reason in handle.empty_choices():
-            self._logger.warning(
-                f"Received no response using OpenAI client (model: '{self.model}')."
-                f" Finish reason was: {finish_reason}"
-            )
-        failures = [i for i, output in enumerate(outputs) if isinstance(output, BaseException)]
-        if not failures:
-            return outputs
-        if self.error_policy == "raise":
-            # The failure that stopped the batch, not the requests cancelled because of it.
-            first = next(
-                (
-                    outputs[i]
-                    for i in failures
-                    if not isinstance(outputs[i], _core.RequestCancelledError)
-                ),
-                outputs[failures[0]],
-            )
-            raise first
-        for index in failures:
-            outputs[index] = _fanout.failed_output(
-                num_generations, _fanout.describe_error(outputs[index])
-            )
-        return outputs
-
-
-def _extra_root_certificates() -> Optional[bytes]:
-    # The certificates named by `SSL_CERT_FILE` are trusted too (as httpx and the openai SDK
-    # do): a self-hosted server with its own certificate authority needs nothing else.
-    path = os.environ.get("SSL_CERT_FILE")
-    if not path:
-        return None
-    try:
-        with open(path, "rb") as file:
-            return file.read()
-    except OSError as e:
-        raise ValueError(f"`SSL_CERT_FILE` points to an unreadable file ({path}): {e}") from e
-
-
-def _batch_file_prefix_and_metadata() -> Tuple[str, Dict[str, str]]:
-    """File names and batch metadata naming the pipeline run, as distilabel's do."""
-    name = os.getenv(PIPELINE_NAME_ENV_NAME)
-    cache_id = os.getenv(PIPELINE_CACHE_ID_ENV_NAME)
-    metadata = {"description": "distilabel"}
-    if name is not None and cache_id is not None:
-        metadata.update(distilabel_pipeline_name=name, distilabel_pipeline_cache_id=cache_id)
-        return f"distilabel-pipeline-{name}-{cache_id}", metadata
-    return "distilabel-pipeline", metadata
 
 
 def _first_user_message(messages: "StandardInput") -> Dict[str, Any]:

@@ -1,6 +1,6 @@
 //! `merge_responses` over Python `GenerateOutput` dicts.
 
-use distilabel_rs_core::grouping::{self, MergedResponse, ResponseHost};
+use distilabel_rs_core::merge::{self, MergedResponse, ResponseHost};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -114,7 +114,7 @@ pub fn merge_responses<'py>(
     }
     let items: Vec<Bound<'py, PyAny>> = responses.try_iter()?.collect::<PyResult<_>>()?;
     let host = PythonResponses { py };
-    let merged = grouping::merge_responses(&host, &items, n).map_err(IntoPyErr::into_pyerr)?;
+    let merged = merge::merge_responses(&host, &items, n).map_err(IntoPyErr::into_pyerr)?;
     let out = PyList::empty(py);
     for response in merged {
         out.append(to_dict(py, response)?)?;

@@ -1,6 +1,6 @@
 //! `grouper`: a lazy iterator of fixed-size tuples over any Python iterator.
 
-use distilabel_rs_core::chunking::{Chunker, Incomplete};
+use distilabel_rs_core::grouper::{Chunker, Incomplete};
 use pyo3::prelude::*;
 use pyo3::types::{PyIterator, PyTuple};
 

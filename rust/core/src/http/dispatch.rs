@@ -1,4 +1,4 @@
-//! A whole batch of requests: bounded concurrency, one result per request in order, and
+//! Many requests at once: bounded concurrency, one result per request in request order, and
 //! either every result (isolate) or the first failure cancelling the rest (fail fast).
 
 use std::sync::Arc;
@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::client::{OpenAiClient, Request, RetryObserver};
+use super::client::{Client, Request, RetryObserver};
+use super::completion::Completion;
 use super::error::ApiError;
-use super::response::Completion;
+use super::provider::Provider;
 
-/// Progress counters, read by the Python side about ten times a second.
+/// Counters of concurrent online requests, read by the Python side about ten times a second.
 #[derive(Debug, Default)]
-pub struct BatchProgress {
+pub struct RequestCounters {
     pub total: AtomicUsize,
     pub done: AtomicUsize,
     pub failed: AtomicUsize,
@@ -21,7 +22,7 @@ pub struct BatchProgress {
     pub in_flight: AtomicUsize,
 }
 
-impl BatchProgress {
+impl RequestCounters {
     /// `(total, done, failed, retried, in_flight)`.
     pub fn snapshot(&self) -> (usize, usize, usize, usize, usize) {
         (
@@ -32,9 +33,26 @@ impl BatchProgress {
             self.in_flight.load(Ordering::Relaxed),
         )
     }
+
+    /// Counts one request from start to end around `send`.
+    pub async fn track<T, F>(&self, send: F) -> Result<T, ApiError>
+    where
+        F: Future<Output = Result<T, ApiError>>,
+    {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let result = send.await;
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let counter = if result.is_ok() {
+            &self.done
+        } else {
+            &self.failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result
+    }
 }
 
-impl RetryObserver for BatchProgress {
+impl RetryObserver for RequestCounters {
     fn retried(&self) {
         self.retried.fetch_add(1, Ordering::Relaxed);
     }
@@ -43,15 +61,15 @@ impl RetryObserver for BatchProgress {
 /// Sends every request, at most `max_concurrency` at once (`None`: no limit), and returns
 /// the results in request order. With `fail_fast`, the first request that fails for good
 /// cancels the others (their results are [`ApiError::Cancelled`]).
-pub async fn run_batch(
-    client: Arc<OpenAiClient>,
+pub async fn run_many<P: Provider>(
+    client: Arc<Client<P>>,
     requests: Vec<Request>,
     max_concurrency: Option<usize>,
     fail_fast: bool,
-    progress: Arc<BatchProgress>,
+    counters: Arc<RequestCounters>,
 ) -> Vec<Result<Completion, ApiError>> {
     let count = requests.len();
-    progress.total.store(count, Ordering::Relaxed);
+    counters.total.store(count, Ordering::Relaxed);
     let permits = Arc::new(Semaphore::new(
         max_concurrency
             .unwrap_or(Semaphore::MAX_PERMITS)
@@ -64,7 +82,7 @@ pub async fn run_batch(
     let mut next = pending.next();
     let mut stopped = false;
     // Requests start in order (a permit is taken before each is spawned), and finished ones
-    // are collected meanwhile, so that a failure can stop the batch before the rest starts.
+    // are collected meanwhile, so that a failure can stop the rest before it starts.
     loop {
         tokio::select! {
             biased;
@@ -87,18 +105,12 @@ pub async fn run_batch(
                     break;
                 };
                 let client = Arc::clone(&client);
-                let progress = Arc::clone(&progress);
+                let counters = Arc::clone(&counters);
                 tasks.spawn(async move {
                     let _permit = permit;
-                    progress.in_flight.fetch_add(1, Ordering::Relaxed);
-                    let result = client.send(&request, progress.as_ref()).await;
-                    progress.in_flight.fetch_sub(1, Ordering::Relaxed);
-                    let counter = if result.is_ok() {
-                        &progress.done
-                    } else {
-                        &progress.failed
-                    };
-                    counter.fetch_add(1, Ordering::Relaxed);
+                    let result = counters
+                        .track(client.send(&request, counters.as_ref()))
+                        .await;
                     (index, result)
                 });
                 next = pending.next();

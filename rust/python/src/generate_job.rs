@@ -1,51 +1,76 @@
-//! `run_jsonl_job`: the `distilabel-rs generate` job, running on tokio, watched from Python.
+//! The `distilabel-rs generate` job, running on tokio and watched from Python, and the
+//! same input read into batch rows for `--batch-api`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use distilabel_rs_core::jsonl_job::{JobConfig, JobError, JobProgress, Summary, run_job};
-use distilabel_rs_core::runtime::runtime;
+use distilabel_rs_core::generate_job::{
+    JobConfig, JobError, JobProgress, MalformedLines, Summary, batch_rows, run_job,
+};
+use distilabel_rs_core::http::RequestDefaults;
+use distilabel_rs_core::providers::AnyProvider;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
-use serde_json::Value;
+use pyo3::types::{PyBytes, PyDict};
 use tokio::task::AbortHandle;
 
-use crate::convert::to_json;
+use crate::batch_jobs::BatchJobs;
+use crate::client::NativeClient;
 use crate::errors::IntoPyErr;
-use crate::openai::{Finished, OpenAIClient};
+use crate::task::{Finished, runtime};
 
 type Outcome = Result<Summary, JobError>;
 
-/// Starts the job: `input` JSONL requests to `output` JSONL results (see the CLI).
-#[pyfunction]
-#[pyo3(signature = (client, input, output, *, model, defaults, max_concurrency, skip_malformed))]
-#[allow(clippy::too_many_arguments)]
-pub fn run_jsonl_job(
-    py: Python<'_>,
-    client: &OpenAIClient,
+/// Reads the job's settings: `defaults` is `{"model", "n", "max_tokens", "temperature",
+/// "top_p"}` (all but `model` optional).
+fn job_config(
     input: PathBuf,
     output: PathBuf,
-    model: String,
     defaults: &Bound<'_, PyDict>,
     max_concurrency: usize,
     skip_malformed: bool,
-) -> PyResult<JsonlJob> {
-    let Value::Object(defaults) = to_json(defaults.as_any(), "defaults")? else {
-        return Err(PyRuntimeError::new_err("defaults must be a dict"));
+) -> PyResult<JobConfig> {
+    let get = |key: &str| {
+        defaults
+            .get_item(key)
+            .map(|value| value.filter(|v| !v.is_none()))
     };
-    let config = JobConfig {
+    let model: String = match get("model")? {
+        Some(model) => model.extract()?,
+        None => return Err(PyRuntimeError::new_err("defaults need a `model`")),
+    };
+    Ok(JobConfig {
         input,
         output,
-        model,
-        defaults,
+        defaults: RequestDefaults {
+            model,
+            generations: get("n")?.map(|v| v.extract()).transpose()?,
+            max_tokens: get("max_tokens")?.map(|v| v.extract()).transpose()?,
+            temperature: get("temperature")?.map(|v| v.extract()).transpose()?,
+            top_p: get("top_p")?.map(|v| v.extract()).transpose()?,
+        },
         max_concurrency,
         skip_malformed,
-    };
+    })
+}
+
+/// Starts the job: `input` JSONL requests to `output` JSONL results (see the CLI).
+#[pyfunction]
+#[pyo3(signature = (client, input, output, *, defaults, max_concurrency, skip_malformed))]
+pub fn start_generate_job(
+    py: Python<'_>,
+    client: &NativeClient,
+    input: PathBuf,
+    output: PathBuf,
+    defaults: &Bound<'_, PyDict>,
+    max_concurrency: usize,
+    skip_malformed: bool,
+) -> PyResult<GenerateJob> {
+    let config = job_config(input, output, defaults, max_concurrency, skip_malformed)?;
     let progress = Arc::new(JobProgress::default());
     let finished = Arc::new(Finished::<Outcome>::default());
-    let runtime = runtime().map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    let runtime = runtime()?;
     let inner = Arc::clone(&client.inner);
     let (task_progress, task_finished) = (Arc::clone(&progress), Arc::clone(&finished));
     let task = py.detach(|| {
@@ -53,23 +78,44 @@ pub fn run_jsonl_job(
             task_finished.set(run_job(inner, config, task_progress).await);
         })
     });
-    Ok(JsonlJob {
+    Ok(GenerateJob {
         abort: task.abort_handle(),
         progress,
         finished,
     })
 }
 
+/// INPUT read by the online path's parser into rows of the provider's batch format:
+/// `(rows as bytes, [(line number, reason)] of skipped malformed lines)`.
+#[pyfunction]
+#[pyo3(signature = (client, jobs, input, *, defaults, skip_malformed))]
+pub fn batch_rows_from_file<'py>(
+    py: Python<'py>,
+    client: &NativeClient,
+    jobs: &BatchJobs,
+    input: PathBuf,
+    defaults: &Bound<'_, PyDict>,
+    skip_malformed: bool,
+) -> PyResult<(Vec<Bound<'py, PyBytes>>, MalformedLines)> {
+    let config = job_config(input, PathBuf::new(), defaults, 1, skip_malformed)?;
+    let provider: &AnyProvider = client.inner.provider();
+    let (rows, malformed) = py
+        .detach(|| batch_rows(&config, provider, jobs.inner()))
+        .map_err(IntoPyErr::into_pyerr)?;
+    let rows = rows.iter().map(|row| PyBytes::new(py, row)).collect();
+    Ok((rows, malformed))
+}
+
 /// A running `generate` job.
 #[pyclass(module = "distilabel_rs._core", frozen)]
-pub struct JsonlJob {
+pub struct GenerateJob {
     abort: AbortHandle,
     progress: Arc<JobProgress>,
     finished: Arc<Finished<Outcome>>,
 }
 
 #[pymethods]
-impl JsonlJob {
+impl GenerateJob {
     /// Waits (without the GIL) until the job ended (`True`) or `timeout` seconds passed.
     #[pyo3(signature = (timeout = None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> bool {

@@ -1,31 +1,10 @@
-//! Parsing of `chat.completion` and `text_completion` bodies into what distilabel returns.
+//! Parsing of OpenAI's `chat.completion` and `text_completion` bodies into what distilabel
+//! returns, and of its error bodies.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::error::ApiError;
-
-/// One alternative token at one position.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TokenLogprob {
-    pub token: String,
-    pub logprob: f64,
-}
-
-/// What one request produced, shaped like distilabel's `GenerateOutput`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Completion {
-    /// One per choice; `None` when the provider sent no content.
-    pub generations: Vec<Option<String>>,
-    /// Finish reason of each choice that had no content (logged as a warning).
-    pub empty_finish_reasons: Vec<Option<String>>,
-    /// Per request, not per choice (as distilabel reports it); 0 without usage.
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    /// Per choice that has logprobs: per position, the top alternatives (`None` for a
-    /// position the completions endpoint left empty).
-    pub logprobs: Vec<Vec<Option<Vec<TokenLogprob>>>>,
-}
+use crate::http::{ApiError, Completion, TokenLogprob};
 
 #[derive(Deserialize)]
 struct Usage {
@@ -96,21 +75,14 @@ struct TextLogprobs {
     top_logprobs: Option<Vec<Option<Map<String, Value>>>>,
 }
 
-impl Completion {
-    /// An empty completion with the token counts of `usage` (0 without usage).
-    fn counting(usage: Option<&Usage>) -> Self {
-        let (input_tokens, output_tokens) = usage.map_or((0, 0), |u| {
-            (
-                u.prompt_tokens.unwrap_or(0),
-                u.completion_tokens.unwrap_or(0),
-            )
-        });
-        Self {
-            input_tokens,
-            output_tokens,
-            ..Self::default()
-        }
-    }
+/// An empty completion with the token counts of `usage` (0 without usage).
+fn counting(usage: Option<&Usage>) -> Completion {
+    usage.map_or_else(Completion::default, |u| {
+        Completion::counting(
+            u.prompt_tokens.unwrap_or(0),
+            u.completion_tokens.unwrap_or(0),
+        )
+    })
 }
 
 fn invalid(error: &serde_json::Error) -> ApiError {
@@ -120,7 +92,7 @@ fn invalid(error: &serde_json::Error) -> ApiError {
 /// Parses a `/chat/completions` response body.
 pub fn parse_chat(body: &[u8]) -> Result<Completion, ApiError> {
     let parsed: ChatCompletion = serde_json::from_slice(body).map_err(|e| invalid(&e))?;
-    let mut completion = Completion::counting(parsed.usage.as_ref());
+    let mut completion = counting(parsed.usage.as_ref());
     for choice in parsed.choices {
         if choice.message.content.is_none() {
             completion.empty_finish_reasons.push(choice.finish_reason);
@@ -155,7 +127,7 @@ pub fn parse_chat(body: &[u8]) -> Result<Completion, ApiError> {
 /// Parses a `/completions` response body.
 pub fn parse_text(body: &[u8]) -> Result<Completion, ApiError> {
     let parsed: TextCompletion = serde_json::from_slice(body).map_err(|e| invalid(&e))?;
-    let mut completion = Completion::counting(parsed.usage.as_ref());
+    let mut completion = counting(parsed.usage.as_ref());
     for choice in parsed.choices {
         completion.generations.push(Some(choice.text));
         let Some(top_logprobs) = choice.logprobs.and_then(|l| l.top_logprobs) else {
@@ -190,30 +162,6 @@ pub fn total_tokens(body: &[u8]) -> Result<u64, ApiError> {
     Ok(field("total_tokens").unwrap_or_else(|| {
         field("prompt_tokens").unwrap_or(0) + field("completion_tokens").unwrap_or(0)
     }))
-}
-
-/// The provider's error message from an error body (`{"error": {"message": ...}}`), or the
-/// body itself, shortened.
-pub fn error_message(body: &[u8]) -> String {
-    let from_json = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|value| {
-            let error = value.get("error")?;
-            error
-                .get("message")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .or_else(|| error.as_str().map(str::to_owned))
-        });
-    from_json.unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(body);
-        let text = text.trim();
-        if text.chars().count() > 500 {
-            format!("{}…", text.chars().take(500).collect::<String>())
-        } else {
-            text.to_owned()
-        }
-    })
 }
 
 #[cfg(test)]
@@ -259,14 +207,5 @@ mod tests {
             parse_chat(b"{\"id\": 1}"),
             Err(ApiError::InvalidResponse(_))
         ));
-    }
-
-    #[test]
-    fn error_messages() {
-        assert_eq!(
-            error_message(br#"{"error":{"message":"Rate limit reached","type":"x"}}"#),
-            "Rate limit reached"
-        );
-        assert_eq!(error_message(b" upstream down "), "upstream down");
     }
 }

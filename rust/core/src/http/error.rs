@@ -1,7 +1,8 @@
-//! What can go wrong with one request.
+//! What can go wrong with one request, whatever the provider.
 
 use std::time::Duration;
 
+use serde_json::Value;
 use thiserror::Error;
 
 #[derive(Debug, Clone, Error, PartialEq)]
@@ -51,5 +52,49 @@ impl ApiError {
             ApiError::Status { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+}
+
+/// The provider's message in an error body: `{"error": {"message": ...}}` (OpenAI,
+/// Anthropic and most others) or `{"error": "..."}` (TGI, Ollama); else the body itself,
+/// shortened.
+pub fn provider_message(body: &[u8]) -> String {
+    let from_json = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|value| {
+            let error = value.get("error")?;
+            error
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| error.as_str().map(str::to_owned))
+        });
+    from_json.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        if text.chars().count() > 500 {
+            format!("{}…", text.chars().take(500).collect::<String>())
+        } else {
+            text.to_owned()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_messages() {
+        assert_eq!(
+            provider_message(br#"{"error":{"message":"Rate limit reached","type":"x"}}"#),
+            "Rate limit reached"
+        );
+        assert_eq!(
+            provider_message(br#"{"error":"Model is overloaded","error_type":"overloaded"}"#),
+            "Model is overloaded"
+        );
+        assert_eq!(provider_message(b" upstream down "), "upstream down");
+        assert_eq!(provider_message(&[b'x'; 600]).chars().count(), 501);
     }
 }

@@ -1,4 +1,5 @@
-//! `distilabel-rs generate`: a JSONL file of requests in, a JSONL file of results out.
+//! `distilabel-rs generate`: a JSONL file of requests in, a JSONL file of results out, for
+//! any provider.
 //!
 //! Input and output stream (memory stays flat in the file sizes); each result is appended
 //! and flushed as soon as it lands, so a killed run loses nothing finished; a re-run skips
@@ -14,20 +15,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use thiserror::Error;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::openai::{ApiError, BatchProgress, Endpoint, OpenAiClient, Request};
+use crate::batch_jobs::BatchJobs;
+use crate::http::{
+    ApiError, Client, Endpoint, Provider, Request, RequestCounters, RequestDefaults,
+};
+use crate::providers::AnyProvider;
 
 #[derive(Debug, Clone)]
 pub struct JobConfig {
     pub input: PathBuf,
     pub output: PathBuf,
-    /// Used when a request's body names no model.
-    pub model: String,
-    /// Generation options added to every body that does not set them.
-    pub defaults: Map<String, Value>,
+    /// The model and generation options added to every body that does not set them.
+    pub defaults: RequestDefaults,
     pub max_concurrency: usize,
     /// Skip (and report) malformed input lines instead of stopping at the first.
     pub skip_malformed: bool,
@@ -55,11 +58,14 @@ pub enum JobError {
 /// Counters read by the progress bar.
 #[derive(Debug, Default)]
 pub struct JobProgress {
-    pub requests: BatchProgress,
+    pub requests: RequestCounters,
     pub skipped: AtomicUsize,
     pub malformed: AtomicUsize,
     pub tokens: AtomicU64,
 }
+
+/// Line numbers and reasons of the malformed lines that were skipped.
+pub type MalformedLines = Vec<(usize, String)>;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
@@ -68,7 +74,7 @@ pub struct Summary {
     /// Failed requests by kind (`status_429`, `timeout`, `connection_error`...).
     pub failures: BTreeMap<String, usize>,
     /// Malformed input lines that were skipped: line number and what is wrong.
-    pub malformed_lines: Vec<(usize, String)>,
+    pub malformed_lines: MalformedLines,
     /// Requests already in the output from an earlier run.
     pub skipped: usize,
     pub tokens: u64,
@@ -82,7 +88,7 @@ struct Job {
 
 /// Runs the whole job; see the module documentation.
 pub async fn run_job(
-    client: Arc<OpenAiClient>,
+    client: Arc<Client<AnyProvider>>,
     config: JobConfig,
     progress: Arc<JobProgress>,
 ) -> Result<Summary, JobError> {
@@ -97,18 +103,32 @@ pub async fn run_job(
             path: config.output.clone(),
             source,
         })?;
-    let input = File::open(&config.input).map_err(|source| JobError::Io {
-        action: "read",
-        path: config.input.clone(),
-        source,
-    })?;
+    let input = open_input(&config)?;
 
     let capacity = config.max_concurrency.max(1);
     let (jobs_tx, mut jobs_rx) = mpsc::channel::<Job>(capacity * 2);
     let reader_progress = Arc::clone(&progress);
     let reader_config = config.clone();
+    let provider = client.provider().clone();
     let reader = tokio::task::spawn_blocking(move || {
-        read_input(input, &reader_config, &done, &jobs_tx, &reader_progress)
+        read_lines(
+            input,
+            &reader_config,
+            &|line, number| parse_line(line, number, &reader_config.defaults, &provider),
+            &mut |job| {
+                if done.contains(&job.custom_id) {
+                    reader_progress.skipped.fetch_add(1, Ordering::Relaxed);
+                    return true;
+                }
+                reader_progress
+                    .requests
+                    .total
+                    .fetch_add(1, Ordering::Relaxed);
+                // Stops reading once the job stopped (fatal error or cancellation).
+                jobs_tx.blocking_send(job).is_ok()
+            },
+            &reader_progress.malformed,
+        )
     });
 
     let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
@@ -155,6 +175,8 @@ pub async fn run_job(
         }
     }
     drop(lines_tx);
+    // A reader blocked on a full channel must see the job end, or awaiting it would hang.
+    drop(jobs_rx);
     let malformed = reader.await.unwrap_or(Ok(Vec::new()));
     let written = writer.await.unwrap_or(Ok(()));
     if let Some(error) = fatal {
@@ -220,19 +242,18 @@ fn failure_kind(error: &ApiError) -> String {
 }
 
 async fn send(
-    client: &OpenAiClient,
+    client: &Client<AnyProvider>,
     job: Job,
     number: u64,
     progress: &JobProgress,
 ) -> (String, Outcome) {
     let counters = &progress.requests;
-    counters.in_flight.fetch_add(1, Ordering::Relaxed);
-    let result = client.send_raw(&job.request, counters).await;
-    counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+    let result = counters
+        .track(client.send_raw(&job.request, counters))
+        .await;
     let id = format!("batch_req_{number}");
     match result {
         Ok((body, tokens)) => {
-            counters.done.fetch_add(1, Ordering::Relaxed);
             progress.tokens.fetch_add(tokens, Ordering::Relaxed);
             let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let line = json!({"id": id, "custom_id": job.custom_id,
@@ -240,7 +261,6 @@ async fn send(
             (line.to_string(), Outcome::Succeeded(tokens))
         }
         Err(error) => {
-            counters.failed.fetch_add(1, Ordering::Relaxed);
             let kind = failure_kind(&error);
             let line = match &error {
                 ApiError::Status {
@@ -291,13 +311,16 @@ fn finished_ids(output: &Path) -> Result<HashSet<String>, JobError> {
     Ok(done)
 }
 
-fn read_input(
+/// Reads INPUT line by line, parsing each with `parse` and handing the result to `take`
+/// (which returns `false` to stop reading). Returns the malformed lines skipped (with
+/// `skip_malformed`), or the first one as an error.
+fn read_lines<T>(
     input: File,
     config: &JobConfig,
-    done: &HashSet<String>,
-    jobs: &mpsc::Sender<Job>,
-    progress: &JobProgress,
-) -> Result<Vec<(usize, String)>, JobError> {
+    parse: &dyn Fn(&str, usize) -> Result<T, String>,
+    take: &mut dyn FnMut(T) -> bool,
+    malformed_count: &AtomicUsize,
+) -> Result<MalformedLines, JobError> {
     let mut malformed = Vec::new();
     for (index, line) in BufReader::new(input).lines().enumerate() {
         let number = index + 1;
@@ -309,11 +332,11 @@ fn read_input(
         if line.trim().is_empty() {
             continue;
         }
-        let job = match parse_line(&line, number, config) {
-            Ok(job) => job,
+        let item = match parse(&line, number) {
+            Ok(item) => item,
             Err(reason) if config.skip_malformed => {
                 malformed.push((number, reason));
-                progress.malformed.fetch_add(1, Ordering::Relaxed);
+                malformed_count.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             Err(reason) => {
@@ -324,19 +347,37 @@ fn read_input(
                 });
             }
         };
-        if done.contains(&job.custom_id) {
-            progress.skipped.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        progress.requests.total.fetch_add(1, Ordering::Relaxed);
-        if jobs.blocking_send(job).is_err() {
-            break; // the job stopped (fatal error or cancellation)
+        if !take(item) {
+            break;
         }
     }
     Ok(malformed)
 }
 
-fn parse_line(line: &str, number: usize, config: &JobConfig) -> Result<Job, String> {
+fn open_input(config: &JobConfig) -> Result<File, JobError> {
+    File::open(&config.input).map_err(|source| JobError::Io {
+        action: "read",
+        path: config.input.clone(),
+        source,
+    })
+}
+
+/// A request of the input file, ready to send: its custom id, endpoint and complete body.
+struct ParsedLine {
+    custom_id: String,
+    endpoint: Endpoint,
+    body: Value,
+}
+
+/// The one parser of INPUT lines, for online requests and for `--batch-api` alike: an
+/// OpenAI Batch API request (`custom_id`, `method`, `url`, `body`) or a simple record
+/// (`messages` or `prompt`, custom id = line number), completed with the defaults.
+fn parse_request(
+    line: &str,
+    number: usize,
+    defaults: &RequestDefaults,
+    provider: &AnyProvider,
+) -> Result<ParsedLine, String> {
     let value: Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
     let Value::Object(mut record) = value else {
         return Err("a line must be a JSON object".into());
@@ -348,7 +389,7 @@ fn parse_line(line: &str, number: usize, config: &JobConfig) -> Result<Job, Stri
         };
         let endpoint = match record.get("url").and_then(Value::as_str) {
             Some("/v1/chat/completions" | "/chat/completions") | None => Endpoint::Chat,
-            Some("/v1/completions" | "/completions") => Endpoint::Completions,
+            Some("/v1/completions" | "/completions") => Endpoint::Text,
             Some(other) => return Err(format!("unsupported url {other:?}")),
         };
         let Value::Object(body) = body else {
@@ -358,25 +399,58 @@ fn parse_line(line: &str, number: usize, config: &JobConfig) -> Result<Job, Stri
     } else if record.contains_key("messages") {
         (number.to_string(), Endpoint::Chat, record)
     } else if record.contains_key("prompt") {
-        (number.to_string(), Endpoint::Completions, record)
+        (number.to_string(), Endpoint::Text, record)
     } else {
         return Err("expected a Batch API request (`custom_id`, `body`) or a record with `messages` or `prompt`".into());
     };
-    body.entry("model")
-        .or_insert_with(|| Value::String(config.model.clone()));
-    for (key, value) in &config.defaults {
-        body.entry(key.clone()).or_insert_with(|| value.clone());
-    }
-    let body = Value::Object(body);
-    let reserved = body.get("max_tokens").and_then(Value::as_u64).unwrap_or(16);
-    Ok(Job {
+    provider.apply_defaults(endpoint, &mut body, defaults);
+    Ok(ParsedLine {
         custom_id,
-        request: Request {
-            endpoint,
-            body: serde_json::to_vec(&body).map_err(|e| e.to_string())?.into(),
-            reserved_tokens: reserved,
-        },
+        endpoint,
+        body: Value::Object(body),
     })
+}
+
+fn parse_line(
+    line: &str,
+    number: usize,
+    defaults: &RequestDefaults,
+    provider: &AnyProvider,
+) -> Result<Job, String> {
+    let parsed = parse_request(line, number, defaults, provider)?;
+    let request =
+        Request::new(provider, parsed.endpoint, &parsed.body).map_err(|e| e.to_string())?;
+    Ok(Job {
+        custom_id: parsed.custom_id,
+        request,
+    })
+}
+
+/// INPUT as rows of the provider's batch format, read by the same parser as the online
+/// path: `(rows, malformed lines skipped)`.
+pub fn batch_rows(
+    config: &JobConfig,
+    provider: &AnyProvider,
+    jobs: &impl BatchJobs,
+) -> Result<(Vec<Vec<u8>>, MalformedLines), JobError> {
+    let mut rows = Vec::new();
+    let malformed = read_lines(
+        open_input(config)?,
+        config,
+        &|line, number| {
+            let parsed = parse_request(line, number, &config.defaults, provider)?;
+            let row = jobs
+                .row(&parsed.custom_id, parsed.endpoint, parsed.body)
+                .map_err(|e| e.to_string())?;
+            serde_json::to_vec(&row).map_err(|e| e.to_string())
+        },
+        &mut |row| {
+            rows.push(row);
+            true
+        },
+        &AtomicUsize::new(0),
+    )?;
+    Ok((rows, malformed))
 }
 
 fn write_output(

@@ -1,18 +1,28 @@
-//! The native client against the local mock server.
+//! The provider-neutral client, with the OpenAI provider, against the local mock server.
+
+// Helpers of these tests panic on setup failures, like the tests themselves.
+#![allow(clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use distilabel_rs_core::fanout::RetryPolicy;
-use distilabel_rs_core::mock_server::MockServer;
-use distilabel_rs_core::openai::{
-    ApiError, BatchProgress, ClientConfig, Endpoint, OpenAiClient, Request, run_batch,
+use distilabel_rs_core::http::{
+    ApiError, Client, ClientConfig, Completion, Endpoint, Request, RequestCounters, run_many,
 };
+use distilabel_rs_core::limits::RetryPolicy;
+use distilabel_rs_core::providers::openai::OpenAi;
+use distilabel_rs_mock::MockServer;
 use serde_json::json;
+
+type OpenAiClient = Client<OpenAi>;
+
+fn openai(config: &ClientConfig) -> Arc<OpenAiClient> {
+    Client::new(OpenAi::default(), config).expect("client")
+}
 
 fn config(server: &MockServer) -> ClientConfig {
     ClientConfig {
-        base_url: format!("http://{}/v1", server.address()),
+        base_url: format!("{}/v1", server.origin()),
         api_key: Some("sk-test-key".into()),
         default_headers: vec![("x-team".into(), "synthetic".into())],
         timeout: Duration::from_secs(5),
@@ -31,11 +41,7 @@ fn config(server: &MockServer) -> ClientConfig {
 
 fn chat(text: &str) -> Request {
     let body = json!({"model": "m", "messages": [{"role": "user", "content": text}], "n": 2});
-    Request {
-        endpoint: Endpoint::Chat,
-        body: body.to_string().into(),
-        reserved_tokens: 10,
-    }
+    Request::new(&OpenAi::default(), Endpoint::Chat, &body).expect("request")
 }
 
 async fn batch(
@@ -43,12 +49,9 @@ async fn batch(
     requests: Vec<Request>,
     limit: Option<usize>,
     fail_fast: bool,
-) -> (
-    Vec<Result<distilabel_rs_core::openai::Completion, ApiError>>,
-    Arc<BatchProgress>,
-) {
-    let progress = Arc::new(BatchProgress::default());
-    let results = run_batch(
+) -> (Vec<Result<Completion, ApiError>>, Arc<RequestCounters>) {
+    let progress = Arc::new(RequestCounters::default());
+    let results = run_many(
         Arc::clone(client),
         requests,
         limit,
@@ -62,7 +65,7 @@ async fn batch(
 #[tokio::test]
 async fn chat_round_trip_in_order_with_auth_and_headers() {
     let server = MockServer::start(true).await.expect("server");
-    let client = OpenAiClient::new(&config(&server)).expect("client");
+    let client = openai(&config(&server));
     let requests = (0..50).map(|i| chat(&format!("q{i}"))).collect();
     let (results, progress) = batch(&client, requests, Some(8), false).await;
     for (i, result) in results.iter().enumerate() {
@@ -85,7 +88,7 @@ async fn chat_round_trip_in_order_with_auth_and_headers() {
 #[tokio::test]
 async fn retry_after_is_honoured_and_other_4xx_are_not_retried() {
     let server = MockServer::start(false).await.expect("server");
-    let client = OpenAiClient::new(&config(&server)).expect("client");
+    let client = openai(&config(&server));
     let started = Instant::now();
     let (results, progress) = batch(
         &client,
@@ -116,7 +119,7 @@ async fn retry_after_is_honoured_and_other_4xx_are_not_retried() {
 #[tokio::test]
 async fn retries_give_up_after_max_retries() {
     let server = MockServer::start(false).await.expect("server");
-    let client = OpenAiClient::new(&config(&server)).expect("client");
+    let client = openai(&config(&server));
     let (results, _) = batch(&client, vec![chat("[[status=503]] down")], None, false).await;
     assert!(matches!(
         results[0],
@@ -131,7 +134,7 @@ async fn timeouts_malformed_and_truncated_bodies_are_clear_errors() {
     let mut cfg = config(&server);
     cfg.timeout = Duration::from_millis(100);
     cfg.retry.max_retries = 0;
-    let client = OpenAiClient::new(&cfg).expect("client");
+    let client = openai(&cfg);
     let (results, _) = batch(
         &client,
         vec![
@@ -151,7 +154,7 @@ async fn timeouts_malformed_and_truncated_bodies_are_clear_errors() {
 #[tokio::test]
 async fn fail_fast_cancels_the_rest() {
     let server = MockServer::start(false).await.expect("server");
-    let client = OpenAiClient::new(&config(&server)).expect("client");
+    let client = openai(&config(&server));
     let mut requests = vec![chat("[[status=401]] unauthorized")];
     requests.extend((0..20).map(|i| chat(&format!("[[sleep_ms=3000]] slow {i}"))));
     let started = Instant::now();
@@ -176,7 +179,7 @@ async fn connection_refused_is_a_connection_error() {
     drop(server);
     cfg.base_url = "http://127.0.0.1:9/v1".into();
     cfg.retry.max_retries = 1;
-    let client = OpenAiClient::new(&cfg).expect("client");
+    let client = openai(&cfg);
     let (results, _) = batch(&client, vec![chat("x")], None, false).await;
     match &results[0] {
         Err(error @ ApiError::Connection(message)) => {
@@ -192,7 +195,7 @@ async fn requests_per_minute_are_respected() {
     let server = MockServer::start(false).await.expect("server");
     let mut cfg = config(&server);
     cfg.requests_per_minute = Some(1200.0); // 20 per second, burst of 20
-    let client = OpenAiClient::new(&cfg).expect("client");
+    let client = openai(&cfg);
     let started = Instant::now();
     let (results, _) = batch(
         &client,
@@ -213,13 +216,9 @@ async fn requests_per_minute_are_respected() {
 #[tokio::test]
 async fn completions_endpoint() {
     let server = MockServer::start(true).await.expect("server");
-    let client = OpenAiClient::new(&config(&server)).expect("client");
+    let client = openai(&config(&server));
     let body = json!({"model": "m", "prompt": "hello", "logprobs": 2});
-    let request = Request {
-        endpoint: Endpoint::Completions,
-        body: body.to_string().into(),
-        reserved_tokens: 1,
-    };
+    let request = Request::new(&OpenAi::default(), Endpoint::Text, &body).expect("request");
     let (results, _) = batch(&client, vec![request], None, false).await;
     let completion = results[0].as_ref().expect("ok");
     assert_eq!(completion.generations, vec![Some(" echo: hello".into())]);
@@ -230,7 +229,7 @@ async fn completions_endpoint() {
 #[tokio::test]
 async fn requests_start_in_order() {
     let server = MockServer::start(true).await.expect("server");
-    let client = OpenAiClient::new(&config(&server)).expect("client");
+    let client = openai(&config(&server));
     let requests = (0..10).map(|i| chat(&format!("q{i}"))).collect();
     let (results, _) = batch(&client, requests, Some(1), false).await;
     assert!(results.iter().all(Result::is_ok));

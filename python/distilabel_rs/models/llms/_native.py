@@ -1,0 +1,421 @@
+"""`NativeLLM`: the provider-neutral base of LLMs whose requests run in Rust.
+
+It owns everything around the native client — the client per process (rebuilt in a forked
+child, absent from pickles and deep copies), the wait loops of `generate` and `_agenerate`
+with progress and Ctrl-C, one request per generation when the provider has no `n`, the
+error policy on results, and offline generation through the provider's Batch API (submit,
+collect, resubmit what expired, progress, cancel) — so that a provider module is its
+fields, its `agenerate` signature and its request bodies:
+
+- `_provider` and `_client_settings()`: which API and how to reach it;
+- `agenerate(...)` with distilabel's signature (and `@validate_call`), whose body is
+  `return await self._agenerate_one(locals())`;
+- `_request(parameters, context)`: `(endpoint, body)` for one input, `endpoint` being
+  `"chat"` or `"text"`; `context` is what `_batch_context()` computed once per call;
+- optionally `_no_response_message`, and for offline generation `offline_batch_generate`
+  calling `_offline_batch(...)`.
+"""
+
+import asyncio
+import inspect
+import os
+import typing
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    ClassVar,
+    Dict,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
+
+from pydantic import Field, PositiveFloat, PrivateAttr, validate_call
+
+from distilabel_rs import _core
+from distilabel_rs.constants import PIPELINE_CACHE_ID_ENV_NAME, PIPELINE_NAME_ENV_NAME
+from distilabel_rs.exceptions import DistilabelOfflineBatchGenerationNotFinishedException
+from distilabel_rs.mixins.runtime_parameters import RuntimeParameter
+from distilabel_rs.models.llms._loop import NativeSlot
+from distilabel_rs.models.llms._outputs import describe_error, failed_output, merge_with_failures
+from distilabel_rs.models.llms._progress import ProgressReporter
+from distilabel_rs.models.llms.base import AsyncLLM
+
+if TYPE_CHECKING:
+    from distilabel_rs.typing import FormattedInput, GenerateOutput
+
+__all__ = ["NativeLLM", "Request"]
+
+# `(endpoint, body)`: `endpoint` is "chat" or "text".
+Request = Tuple[str, Dict[str, Any]]
+
+# How often a synchronous `generate()` wakes up to check Ctrl-C and report progress.
+_WAIT_SLICE_SECONDS = 0.1
+_MISSING_RESULT = "No result for this input in the batch jobs."
+
+
+class NativeLLM(AsyncLLM):
+    """Base of the LLMs whose whole request path runs in Rust (see the module docstring).
+
+    Attributes:
+        tokens_per_minute: a limit on prompt plus generated tokens per minute.
+    """
+
+    tokens_per_minute: Optional[RuntimeParameter[PositiveFloat]] = Field(
+        default=None,
+        description="The maximum number of tokens (prompt plus the most each request may"
+        " generate, reconciled with the usage the API reports) per minute. `None` means no"
+        " limit.",
+    )
+
+    # The provider kind of `_core.NativeClient` ("openai" for every OpenAI-compatible API).
+    _provider: ClassVar[str] = "openai"
+    # Logged for a choice that came back without content (`{model}`, `{finish_reason}`).
+    _no_response_message: ClassVar[str] = (
+        "Received no response (model: '{model}'). Finish reason was: {finish_reason}"
+    )
+
+    # The native client and the batch progress reporter of this process.
+    _native: NativeSlot = PrivateAttr(default_factory=NativeSlot)
+    # Latest request counts of the offline batch jobs (for their progress reporter).
+    _batch_snapshot: Tuple[int, ...] = PrivateAttr((0, 0, 0, 0, 0))
+
+    # ---- what a provider module supplies -------------------------------------------------
+
+    def _client_settings(self) -> Dict[str, Any]:
+        """`base_url`, and any of `profile`, `api_key`, `default_headers`, `timeout`,
+        `max_retries` for `_core.NativeClient`."""
+        raise NotImplementedError
+
+    def _batch_context(self) -> Any:
+        """Computed once per `generate` call and passed to every `_request`."""
+        return None
+
+    def _request(self, parameters: Dict[str, Any], context: Any) -> Request:
+        """`(endpoint, body)` of the request for one input; `parameters` are `agenerate`'s
+        validated arguments (with `input`)."""
+        raise NotImplementedError
+
+    # ---- the native client -----------------------------------------------------------------
+
+    def load(self) -> None:
+        """Builds the native client (nothing is sent)."""
+        super().load()
+        self._native = NativeSlot()
+        self._native.get(self._build_native_client)
+
+    def _build_native_client(self) -> Any:
+        settings = self._client_settings()
+        return _core.NativeClient(
+            self._provider,
+            settings.pop("base_url"),
+            backoff_base=self.retry_backoff_base,
+            backoff_cap=self.retry_backoff_max,
+            requests_per_minute=self.requests_per_minute,
+            tokens_per_minute=self.tokens_per_minute,
+            pool_size=self.max_concurrency or 256,
+            root_certificate_pem=_extra_root_certificates(),
+            seed=self._fanout_seed,
+            **settings,
+        )
+
+    def _native_client(self) -> Any:
+        """This process's client (a forked child or a copy builds its own)."""
+        if self._logger is None:
+            raise RuntimeError(f"`{type(self).__name__}` is not loaded: call `load()` first.")
+        return self._native.get(self._build_native_client)
+
+    def unload(self) -> None:
+        """Drops the native client."""
+        self._native = NativeSlot()
+        super().unload()
+
+    # ---- requests ----------------------------------------------------------------------------
+
+    @classmethod
+    def _parameters_validator(cls) -> Callable[..., Dict[str, Any]]:
+        """`agenerate`'s arguments validated as its `@validate_call` does (same coercions,
+        same `ValidationError` titled `<Class>.agenerate`), returned as a dict, without
+        running it. Built once per class."""
+        validator = cls.__dict__.get("_validator_cache")
+        if validator is None:
+            validator = _arguments_validator(cls, cls.agenerate)
+            cls._validator_cache = validator  # type: ignore[attr-defined]
+        return validator
+
+    def _requests(
+        self, inputs: Sequence["FormattedInput"], num_generations: int, kwargs: Dict[str, Any]
+    ) -> List[Request]:
+        """One request per input, or one per input and generation when the provider cannot
+        return several generations per request (then built anew for each)."""
+        validate = self._parameters_validator()
+        context = self._batch_context()
+        if self._num_generations_param_supported:
+            return [
+                self._request(
+                    validate(self, input=input, num_generations=num_generations, **kwargs),
+                    context,
+                )
+                for input in inputs
+            ]
+        requests: List[Request] = []
+        for input in inputs:
+            parameters = validate(self, input=input, **kwargs)
+            requests.append(self._request(parameters, context))
+            requests.extend(self._request(parameters, context) for _ in range(num_generations - 1))
+        return requests
+
+    def generate(  # type: ignore[override]
+        self,
+        inputs: List["FormattedInput"],
+        num_generations: int = 1,
+        **kwargs: Any,
+    ) -> List["GenerateOutput"]:
+        """Sends every request from Rust and waits (Ctrl-C cancels them).
+
+        Args:
+            inputs: the inputs.
+            num_generations: generations per input.
+            **kwargs: the generation parameters of `agenerate`.
+
+        Returns:
+            One output per input, in input order.
+        """
+        requests = self._requests(inputs, num_generations, kwargs)
+        handle = self._start(requests)
+        reporter = self._reporter(handle.progress)
+        try:
+            while not handle.wait(_WAIT_SLICE_SECONDS):
+                if reporter is not None:
+                    reporter.tick()
+        except BaseException:
+            handle.cancel()
+            raise
+        finally:
+            if reporter is not None:
+                reporter.close()
+        return self._outputs(handle, num_generations, grouped=True)
+
+    async def _agenerate(
+        self, inputs: List["FormattedInput"], num_generations: int = 1, **kwargs: Any
+    ) -> List["GenerateOutput"]:
+        """Like `generate`, awaited: cancelling the awaiting task cancels the requests."""
+        requests = self._requests(inputs, num_generations, kwargs)
+        return await self._run_async(requests, num_generations, grouped=True)
+
+    async def _agenerate_one(self, arguments: Dict[str, Any]) -> "GenerateOutput":
+        """The body of a provider's `agenerate`: its (validated) `arguments` (its
+        `locals()`) sent as one request, whose output is returned."""
+        parameters = {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
+        context = self._batch_context()
+        request = self._request(parameters, context)
+        outputs = await self._run_async(
+            [request], parameters.get("num_generations", 1), grouped=False
+        )
+        return outputs[0]
+
+    async def _run_async(
+        self, requests: List[Request], num_generations: int, grouped: bool
+    ) -> List["GenerateOutput"]:
+        handle = self._start(requests)
+        reporter = self._reporter(handle.progress)
+        if reporter is not None:
+            reporter.start()
+        try:
+            # The wait runs in a worker thread with the GIL released; the loop stays free.
+            await asyncio.to_thread(handle.wait)
+        except BaseException:
+            handle.cancel()
+            raise
+        finally:
+            if reporter is not None:
+                await reporter.stop()
+        return self._outputs(handle, num_generations, grouped)
+
+    def _start(self, requests: List[Request]) -> Any:
+        return self._native_client().start(
+            requests,
+            max_concurrency=self.max_concurrency,
+            fail_fast=self.error_policy == "raise",
+        )
+
+    def _reporter(self, snapshot: Callable[[], Tuple[int, ...]]) -> Optional[ProgressReporter]:
+        return ProgressReporter.create(snapshot, self._progress_callback, self.progress_bar)
+
+    def _outputs(self, handle: Any, num_generations: int, grouped: bool) -> List["GenerateOutput"]:
+        """Per request: the output, or (isolate) a failed output; (raise) the first failure.
+        `grouped`: for a provider without `n`, the requests were one per input and
+        generation, and their outputs are grouped per input."""
+        outputs = handle.results()
+        for _, finish_reason in handle.empty_choices():
+            self._logger.warning(
+                self._no_response_message.format(model=self.model_name, finish_reason=finish_reason)
+            )
+        failures = {i: out for i, out in enumerate(outputs) if isinstance(out, BaseException)}
+        if failures and self.error_policy == "raise":
+            # The failure that stopped the others, not the requests cancelled because of it.
+            raise next(
+                (e for e in failures.values() if not isinstance(e, _core.RequestCancelledError)),
+                next(iter(failures.values())),
+            )
+        if grouped and not self._num_generations_param_supported:
+            # Failed generations stay aligned with the others of their input.
+            return merge_with_failures(outputs, failures, num_generations)
+        for index, error in failures.items():
+            outputs[index] = failed_output(num_generations, describe_error(error))
+        return outputs
+
+    # ---- offline batch generation --------------------------------------------------------
+
+    def _offline_batch(
+        self,
+        inputs: Optional[List["FormattedInput"]],
+        num_generations: int,
+        request: Callable[["FormattedInput"], Request],
+    ) -> List["GenerateOutput"]:
+        """distilabel's offline batch contract over the provider's Batch API: the first call
+        submits one request per input (built by `request`), stores `jobs_ids` and raises the
+        not-finished exception; later calls raise it again while a job runs, submit again
+        the rows an expired or cancelled job left undone, and finally return one output per
+        input, in order (a failed row: `None` generations and the provider's message under
+        `error`). The job ids alone are enough, in any process."""
+        if self.jobs_ids:
+            return self._collect_batch_results(inputs, num_generations)
+        if inputs is None:
+            raise ValueError("No `inputs` were provided and no `jobs_ids` were found.")
+        requests = [(str(index), *request(input)) for index, input in enumerate(inputs)]
+        self.jobs_ids = tuple(self._submit_batch(requests))
+        raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids)
+
+    def _batch_jobs(self) -> Any:
+        return _core.BatchJobs(self._native_client())
+
+    def _submit_batch(self, requests: List[Any]) -> List[str]:
+        name, metadata = _batch_name_and_metadata()
+        return self._batch_jobs().submit(requests, name=name, metadata=metadata)
+
+    def _collect_batch_results(
+        self, inputs: Optional[List["FormattedInput"]], num_generations: int
+    ) -> List["GenerateOutput"]:
+        state = self._batch_jobs().check(list(self.jobs_ids))  # type: ignore[arg-type]
+        self._report_batch_progress(state["counts"], finished=not state["running"])
+        if state["running"]:
+            raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids)
+        if state["unfinished"]:
+            # An expired or cancelled job: its finished rows are kept, the others go again.
+            self.jobs_ids = (*self.jobs_ids, *self._submit_batch(state["unfinished"]))  # type: ignore[misc]
+            raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids)
+        results = state["results"]
+        count = (
+            len(inputs) if inputs is not None else 1 + max(map(int, state["submitted"]), default=-1)
+        )
+        outputs: List[GenerateOutput] = []
+        for index in range(count):
+            result = results.get(str(index), _MISSING_RESULT)
+            if isinstance(result, str):
+                outputs.append(failed_output(num_generations, result))
+            else:
+                outputs.append(result)
+        return outputs
+
+    def _report_batch_progress(self, counts: Tuple[int, int, int], finished: bool) -> None:
+        """The jobs' request counts to the progress callback and bar (as the fan-out's)."""
+        total, completed, failed = counts
+        self._batch_snapshot = (total, completed, failed, 0, max(total - completed - failed, 0))
+        slot = self._native
+        if slot.batch_reporter is None:
+            slot.batch_reporter = self._reporter(lambda: self._batch_snapshot)
+        reporter = slot.batch_reporter
+        if reporter is None:
+            return
+        if finished:
+            reporter.close()
+            slot.batch_reporter = None
+        else:
+            reporter.report()
+
+    def cancel_offline_batch_generation(self) -> None:
+        """Asks the API to cancel this LLM's batch jobs (`jobs_ids`). Rows they finished are
+        still collected by the next `offline_batch_generate`; the others go again."""
+        if self.jobs_ids:
+            self._batch_jobs().cancel(list(self.jobs_ids))
+
+
+def _arguments_validator(cls: type, agenerate: Any) -> Callable[..., Dict[str, Any]]:
+    """A function with `agenerate`'s signature, validated by pydantic's `validate_call`
+    exactly as the decorated `agenerate` is, that returns its arguments."""
+    raw = inspect.unwrap(agenerate)
+    arguments = _returning_arguments(inspect.signature(raw))
+    hints = typing.get_type_hints(raw, include_extras=True)
+    hints.pop("return", None)
+    arguments.__annotations__ = hints
+    arguments.__qualname__ = f"{cls.__name__}.agenerate"
+    arguments.__module__ = raw.__module__
+    return validate_call(arguments)
+
+
+def _returning_arguments(signature: inspect.Signature) -> Callable[..., Dict[str, Any]]:
+    """A plain function with `signature`'s parameters (same kinds, same defaults) that
+    returns its arguments but `self` as a dict. Generated source, because binding a
+    signature at run time costs three times as much per call."""
+    parameters: List[str] = []
+    returned: List[str] = []
+    namespace: Dict[str, Any] = {}
+    keyword_only_started = False
+    positional_only = False
+    for index, parameter in enumerate(signature.parameters.values()):
+        name = parameter.name
+        default = ""
+        if parameter.default is not parameter.empty:
+            namespace[f"_default_{index}"] = parameter.default
+            default = f"=_default_{index}"
+        if parameter.kind is parameter.POSITIONAL_ONLY:
+            positional_only = True
+        elif positional_only:
+            parameters.append("/")
+            positional_only = False
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            parameters.append(f"*{name}")
+            keyword_only_started = True
+        elif parameter.kind is parameter.VAR_KEYWORD:
+            parameters.append(f"**{name}")
+            returned.append(f"**{name}")
+            continue
+        elif parameter.kind is parameter.KEYWORD_ONLY and not keyword_only_started:
+            parameters.append("*")
+            keyword_only_started = True
+        if parameter.kind is not parameter.VAR_POSITIONAL:
+            parameters.append(f"{name}{default}")
+        if name != "self":
+            returned.append(f"{name!r}: {name}")
+    if positional_only:
+        parameters.append("/")
+    source = f"def agenerate({', '.join(parameters)}):\n    return {{{', '.join(returned)}}}\n"
+    exec(source, namespace)  # names come from a Python signature: identifiers only
+    return namespace["agenerate"]
+
+
+def _extra_root_certificates() -> Optional[bytes]:
+    # The certificates named by `SSL_CERT_FILE` are trusted too (as httpx and the SDKs
+    # do): a self-hosted server with its own certificate authority needs nothing else.
+    path = os.environ.get("SSL_CERT_FILE")
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as e:
+        raise ValueError(f"`SSL_CERT_FILE` points to an unreadable file ({path}): {e}") from e
+
+
+def _batch_name_and_metadata() -> Tuple[str, Dict[str, str]]:
+    """File names and batch metadata naming the pipeline run, as distilabel's do."""
+    name = os.getenv(PIPELINE_NAME_ENV_NAME)
+    cache_id = os.getenv(PIPELINE_CACHE_ID_ENV_NAME)
+    metadata = {"description": "distilabel"}
+    if name is not None and cache_id is not None:
+        metadata.update(distilabel_pipeline_name=name, distilabel_pipeline_cache_id=cache_id)
+        return f"distilabel-pipeline-{name}-{cache_id}", metadata
+    return "distilabel-pipeline", metadata

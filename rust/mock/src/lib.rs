@@ -1,0 +1,304 @@
+//! A local server speaking the LLM APIs distilabel-rs supports, for tests, benchmarks and
+//! `distilabel-rs generate --mock`. It binds 127.0.0.1 on a free port.
+//!
+//! Generation endpoints answer with an echo of the request text (`echo: <last message>`;
+//! one choice per `n`, with logprobs when asked). A directive in the text,
+//! `[[key=value ...]]`, scripts misbehaviour for that text, on every API:
+//!
+//! - `status=429 times=2`: the first 2 attempts with this text get status 429 (`times`
+//!   defaults to every attempt), with the API's own error body; `retry_after=0.5`,
+//!   `retry_after_ms=250` and `ratelimit_reset=1s` add the matching headers;
+//! - `sleep_ms=200`: wait before answering;
+//! - `malformed`: a 200 whose body is not JSON; `truncated`: a 200 whose JSON is cut short;
+//! - `content=...`: answer this content (underscores become spaces) instead of the echo.
+//!
+//! One module per API: [`openai`] (chat, completions, models: OpenAI, Azure, Groq,
+//! Together, vLLM...) and `batch` (OpenAI-format Files and Batches). A new API is a module
+//! with a `route` function and one line in `route` below.
+//!
+//! The server counts requests and the most it saw in flight at once, and can record every
+//! request (method, path, query, headers, body).
+
+mod batch;
+mod directives;
+pub mod openai;
+mod tls;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// One request as the server received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    /// The raw query string (`""` without one).
+    pub query: String,
+    /// Every header, names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub authorization: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    requests: AtomicUsize,
+    in_flight: AtomicUsize,
+    peak_in_flight: AtomicUsize,
+    /// Attempts per request text (for `times=`) and other per-key counters.
+    pub(crate) attempts: Mutex<HashMap<String, u32>>,
+    recorded: Mutex<Option<Vec<RecordedRequest>>>,
+    pub(crate) files: Mutex<HashMap<String, Bytes>>,
+    pub(crate) batches: Mutex<HashMap<String, batch::MockBatch>>,
+    pub(crate) next_id: AtomicUsize,
+}
+
+pub(crate) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What a route sees of a request.
+pub(crate) struct Call<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: &'a Bytes,
+}
+
+impl Call<'_> {
+    pub(crate) fn content_type(&self) -> &str {
+        self.header(CONTENT_TYPE.as_str()).unwrap_or_default()
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub(crate) type Reply = Response<Full<Bytes>>;
+
+/// A response with `body`, served as JSON.
+pub(crate) fn reply(status: u16, body: String) -> Reply {
+    reply_bytes(status, "application/json", Bytes::from(body))
+}
+
+pub(crate) fn reply_json(status: u16, body: &Value) -> Reply {
+    reply(status, body.to_string())
+}
+
+pub(crate) fn reply_bytes(status: u16, content_type: &'static str, body: Bytes) -> Reply {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// The API a request is for, by path; the first route that answers wins.
+async fn route(state: &State, call: &Call<'_>) -> Reply {
+    if let Some(answer) = batch::route(state, call) {
+        return answer;
+    }
+    if let Some(answer) = openai::route(state, call).await {
+        return answer;
+    }
+    let error = serde_json::json!({"error": {"message": format!("Unknown path {}", call.path)}});
+    reply_json(404, &error)
+}
+
+/// A running server; it stops when dropped or on [`MockServer::stop`].
+#[derive(Debug)]
+pub struct MockServer {
+    address: SocketAddr,
+    tls: bool,
+    state: Arc<State>,
+    stop: watch::Sender<bool>,
+}
+
+impl MockServer {
+    /// Binds 127.0.0.1 on a free port and serves plain HTTP on the current tokio runtime.
+    pub async fn start(record: bool) -> std::io::Result<Self> {
+        Self::start_with_tls(record, None).await
+    }
+
+    /// Like [`MockServer::start`], serving HTTPS with `(certificate chain PEM, key PEM)`.
+    pub async fn start_with_tls(
+        record: bool,
+        tls: Option<(&[u8], &[u8])>,
+    ) -> std::io::Result<Self> {
+        let acceptor = tls
+            .map(|(chain, key)| tls::tls_acceptor(chain, key))
+            .transpose()?;
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let address = listener.local_addr()?;
+        let state = Arc::new(State::default());
+        if record {
+            *locked(&state.recorded) = Some(Vec::new());
+        }
+        let (stop, mut stopped) = watch::channel(false);
+        let server_state = Arc::clone(&state);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = stopped.changed() => return,
+                };
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let state = Arc::clone(&server_state);
+                let stopped = stopped.clone();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    match acceptor {
+                        None => serve(stream, state, stopped).await,
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                serve(stream, state, stopped).await;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            address,
+            tls: tls.is_some(),
+            state,
+            stop,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// `http(s)://127.0.0.1:<port>` (no path).
+    pub fn origin(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.address)
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> usize {
+        self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// The most requests that were being answered at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.state.peak_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Ids of the batches created so far, oldest first.
+    pub fn batch_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = locked(&self.state.batches).keys().cloned().collect();
+        ids.sort_by_key(|id| id.rsplit('_').next().and_then(|n| n.parse::<usize>().ok()));
+        ids
+    }
+
+    /// The recorded requests (empty unless started with `record`).
+    pub fn recorded(&self) -> Vec<RecordedRequest> {
+        locked(&self.state.recorded).clone().unwrap_or_default()
+    }
+
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn serve<S>(stream: S, state: Arc<State>, mut stopped: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| handle(Arc::clone(&state), request));
+    let connection = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        _ = connection => {}
+        _ = stopped.changed() => {}
+    }
+}
+
+struct InFlight<'a>(&'a State);
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a State) -> Self {
+        let now = state.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        state.peak_in_flight.fetch_max(now, Ordering::Relaxed);
+        Self(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn handle(
+    state: Arc<State>,
+    request: hyper::Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let _in_flight = InFlight::enter(&state);
+    state.requests.fetch_add(1, Ordering::Relaxed);
+    let (parts, body) = request.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return Ok(reply(400, "unreadable body".into())),
+    };
+    let call = Call {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or_default(),
+        headers: &parts.headers,
+        body: &body,
+    };
+    if let Some(recorded) = locked(&state.recorded).as_mut() {
+        recorded.push(RecordedRequest {
+            method: call.method.to_owned(),
+            path: call.path.to_owned(),
+            query: call.query.to_owned(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.as_str().to_owned(),
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+            authorization: call.header("authorization").map(str::to_owned),
+        });
+    }
+    Ok(route(&state, &call).await)
+}

@@ -1,0 +1,135 @@
+//! `BatchJobs`: a provider's Batch API (offline generation), seen from Python. Every call
+//! blocks on tokio with the GIL released; rows and results cross the boundary once.
+
+use distilabel_rs_core::batch_jobs::{BatchJobs as _, Check, RowResult};
+use distilabel_rs_core::providers::{AnyBatchJobs, AnyProvider};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+
+use crate::client::{NativeClient, endpoint};
+use crate::convert::{generate_output, to_json};
+use crate::errors::IntoPyErr;
+use crate::task::block_on;
+
+/// The Batch API of a client's provider.
+#[pyclass(module = "distilabel_rs._core", frozen)]
+pub struct BatchJobs {
+    inner: AnyBatchJobs,
+}
+
+impl BatchJobs {
+    pub(crate) fn inner(&self) -> &AnyBatchJobs {
+        &self.inner
+    }
+}
+
+#[pymethods]
+impl BatchJobs {
+    /// Raises `ValueError` if the client's provider has no batch API.
+    #[new]
+    fn new(client: &NativeClient) -> PyResult<Self> {
+        let inner = AnyProvider::batch_jobs(&client.inner).map_err(IntoPyErr::into_pyerr)?;
+        Ok(Self { inner })
+    }
+
+    /// Submits `requests` as batch jobs split at the API's limits; returns the job ids in
+    /// order. Each request is `(custom_id, endpoint, body)`, or a row already in the API's
+    /// format as bytes (e.g. an unfinished row to submit again). `name` names the uploaded
+    /// files; `metadata` is attached to each job.
+    #[pyo3(signature = (requests, *, name, metadata))]
+    fn submit(
+        &self,
+        py: Python<'_>,
+        requests: Vec<Bound<'_, PyAny>>,
+        name: &str,
+        metadata: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<String>> {
+        let mut rows = Vec::with_capacity(requests.len());
+        for (index, request) in requests.iter().enumerate() {
+            if let Ok(bytes) = request.cast::<PyBytes>() {
+                rows.push(bytes.as_bytes().to_vec());
+                continue;
+            }
+            let (custom_id, endpoint_name, body): (
+                Bound<'_, PyString>,
+                Bound<'_, PyString>,
+                Bound<'_, PyAny>,
+            ) = request.extract()?;
+            let body = to_json(&body, &format!("request {index}"))?;
+            let row = self
+                .inner
+                .row(
+                    custom_id.to_str()?,
+                    endpoint(endpoint_name.to_str()?)?,
+                    body,
+                )
+                .map_err(IntoPyErr::into_pyerr)?;
+            rows.push(
+                serde_json::to_vec(&row).map_err(|e| PyRuntimeError::new_err(e.to_string()))?,
+            );
+        }
+        let metadata = to_json(metadata, "metadata")?;
+        let jobs = &self.inner;
+        block_on(py, async move { jobs.submit(rows, name, &metadata).await })?
+            .map_err(IntoPyErr::into_pyerr)
+    }
+
+    /// Where the jobs stand: `{"running", "counts": (total, completed, failed), "results":
+    /// {custom_id: GenerateOutput | error message}, "submitted": [custom_id], "unfinished":
+    /// [row as bytes]}` (results only once none is running). With `raw`, each result is the
+    /// API's own result line instead.
+    #[pyo3(signature = (job_ids, *, raw = false))]
+    fn check<'py>(
+        &self,
+        py: Python<'py>,
+        job_ids: Vec<String>,
+        raw: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let jobs = &self.inner;
+        let check = block_on(py, async move { jobs.check(&job_ids).await })?
+            .map_err(IntoPyErr::into_pyerr)?;
+        let answer = PyDict::new(py);
+        let (counts, collected) = match check {
+            Check::Running(counts) => (counts, None),
+            Check::Done(counts, collected) => (counts, Some(collected)),
+        };
+        answer.set_item("running", collected.is_none())?;
+        answer.set_item("counts", (counts.total, counts.completed, counts.failed))?;
+        let results = PyDict::new(py);
+        let unfinished = PyList::empty(py);
+        let submitted = PyList::empty(py);
+        if let Some(collected) = collected {
+            for (custom_id, row) in &collected.rows {
+                if raw {
+                    if let Some(line) = collected.raw.get(custom_id) {
+                        results.set_item(custom_id, line)?;
+                    }
+                    continue;
+                }
+                match row {
+                    RowResult::Completed(completion) => {
+                        results.set_item(custom_id, generate_output(py, completion)?)?;
+                    }
+                    RowResult::Failed(message) => results.set_item(custom_id, message)?,
+                }
+            }
+            for line in &collected.unfinished {
+                unfinished.append(PyBytes::new(py, line))?;
+            }
+            for custom_id in &collected.submitted {
+                submitted.append(custom_id)?;
+            }
+        }
+        answer.set_item("results", results)?;
+        answer.set_item("unfinished", unfinished)?;
+        answer.set_item("submitted", submitted)?;
+        Ok(answer)
+    }
+
+    /// Asks the API to cancel the jobs (their finished rows stay available).
+    fn cancel(&self, py: Python<'_>, job_ids: Vec<String>) -> PyResult<()> {
+        let jobs = &self.inner;
+        block_on(py, async move { jobs.cancel(&job_ids).await })?.map_err(IntoPyErr::into_pyerr)
+    }
+}

@@ -1,0 +1,245 @@
+//! `NativeClient` and `RequestsHandle`: online requests of any provider, seen from Python.
+//!
+//! A set of requests crosses into Rust once (`NativeClient.start`, which converts every body
+//! under the GIL and then hands them to tokio) and back once (`RequestsHandle.results`).
+//! Tokio threads never touch Python: completion is signalled through a condition variable
+//! that `RequestsHandle.wait` waits on with the GIL released.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use distilabel_rs_core::http::{
+    ApiError, Client, ClientConfig, Completion, Endpoint, Provider, Request, RequestCounters,
+    run_many,
+};
+use distilabel_rs_core::limits::{CLIENT_DEFAULTS, RetryPolicy};
+use distilabel_rs_core::providers::AnyProvider;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+use serde_json::Value;
+use tokio::task::AbortHandle;
+
+use crate::convert::{generate_output, to_json};
+use crate::errors::IntoPyErr;
+use crate::task::{Finished, runtime};
+
+type Results = Vec<Result<Completion, ApiError>>;
+
+/// `_core.CLIENT_DEFAULTS`: the one set of client defaults, for the Python side.
+pub fn client_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let defaults = PyDict::new(py);
+    defaults.set_item("timeout", CLIENT_DEFAULTS.timeout.as_secs_f64())?;
+    defaults.set_item("max_retries", CLIENT_DEFAULTS.retry.max_retries)?;
+    defaults.set_item("backoff_base", CLIENT_DEFAULTS.retry.base_seconds)?;
+    defaults.set_item("backoff_cap", CLIENT_DEFAULTS.retry.cap_seconds)?;
+    defaults.set_item("max_concurrency", CLIENT_DEFAULTS.max_concurrency)?;
+    Ok(defaults)
+}
+
+/// `"chat"` or `"text"`.
+pub fn endpoint(name: &str) -> PyResult<Endpoint> {
+    match name {
+        "chat" => Ok(Endpoint::Chat),
+        "text" => Ok(Endpoint::Text),
+        other => Err(PyValueError::new_err(format!(
+            "unknown endpoint {other:?}: expected \"chat\" or \"text\""
+        ))),
+    }
+}
+
+/// A client of one provider with its own connection pool (one per LLM and process).
+#[pyclass(module = "distilabel_rs._core", frozen)]
+pub struct NativeClient {
+    pub(crate) inner: Arc<Client<AnyProvider>>,
+}
+
+#[pymethods]
+impl NativeClient {
+    #[new]
+    #[pyo3(signature = (
+        provider,
+        base_url,
+        *,
+        profile = None,
+        api_key = None,
+        default_headers = None,
+        timeout = CLIENT_DEFAULTS.timeout.as_secs_f64(),
+        max_retries = CLIENT_DEFAULTS.retry.max_retries,
+        backoff_base = CLIENT_DEFAULTS.retry.base_seconds,
+        backoff_cap = CLIENT_DEFAULTS.retry.cap_seconds,
+        requests_per_minute = None,
+        tokens_per_minute = None,
+        root_certificate_pem = None,
+        pool_size = CLIENT_DEFAULTS.max_concurrency,
+        seed = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        provider: &str,
+        base_url: String,
+        profile: Option<&Bound<'_, PyAny>>,
+        api_key: Option<String>,
+        default_headers: Option<HashMap<String, String>>,
+        timeout: f64,
+        max_retries: u32,
+        backoff_base: f64,
+        backoff_cap: f64,
+        requests_per_minute: Option<f64>,
+        tokens_per_minute: Option<f64>,
+        root_certificate_pem: Option<Vec<u8>>,
+        pool_size: usize,
+        seed: Option<u64>,
+    ) -> PyResult<Self> {
+        let profile = match profile {
+            Some(profile) => to_json(profile, "profile")?,
+            None => Value::Object(serde_json::Map::new()),
+        };
+        let provider = AnyProvider::from_spec(provider, &profile).map_err(IntoPyErr::into_pyerr)?;
+        let timeout = Duration::try_from_secs_f64(timeout).map_err(|_| {
+            PyValueError::new_err(format!(
+                "timeout must be a positive number of seconds, got {timeout}"
+            ))
+        })?;
+        let config = ClientConfig {
+            api_key,
+            default_headers: default_headers.unwrap_or_default().into_iter().collect(),
+            timeout,
+            retry: RetryPolicy {
+                max_retries,
+                base_seconds: backoff_base,
+                cap_seconds: backoff_cap,
+            },
+            requests_per_minute,
+            tokens_per_minute,
+            extra_root_certificates: root_certificate_pem.into_iter().collect(),
+            pool_size,
+            seed: seed.unwrap_or(0x5EED),
+            ..ClientConfig::new(base_url)
+        };
+        let inner = Client::new(provider, &config).map_err(IntoPyErr::into_pyerr)?;
+        Ok(Self { inner })
+    }
+
+    /// The provider's name (`"openai"`, `"azure"`...).
+    #[getter]
+    fn provider(&self) -> String {
+        self.inner.provider().name().to_owned()
+    }
+
+    /// Whether one request can return several generations.
+    #[getter]
+    fn supports_n(&self) -> bool {
+        self.inner.provider().supports_n()
+    }
+
+    /// Starts sending `requests` (pairs of endpoint, `"chat"` or `"text"`, and the JSON
+    /// body) and returns at once.
+    #[pyo3(signature = (requests, *, max_concurrency = None, fail_fast = false))]
+    fn start(
+        &self,
+        py: Python<'_>,
+        requests: Vec<(Bound<'_, PyString>, Bound<'_, PyAny>)>,
+        max_concurrency: Option<usize>,
+        fail_fast: bool,
+    ) -> PyResult<RequestsHandle> {
+        let provider = self.inner.provider();
+        let mut prepared = Vec::with_capacity(requests.len());
+        for (index, (name, body)) in requests.iter().enumerate() {
+            let body = to_json(body, &format!("request {index}"))?;
+            let request = Request::new(provider, endpoint(name.to_str()?)?, &body)
+                .map_err(IntoPyErr::into_pyerr)?;
+            prepared.push(request);
+        }
+        let count = prepared.len();
+        let counters = Arc::new(RequestCounters::default());
+        let finished = Arc::new(Finished::<Results>::default());
+        let runtime = runtime()?;
+        let client = Arc::clone(&self.inner);
+        let task_counters = Arc::clone(&counters);
+        let task_finished = Arc::clone(&finished);
+        let task = py.detach(|| {
+            runtime.spawn(async move {
+                let results =
+                    run_many(client, prepared, max_concurrency, fail_fast, task_counters).await;
+                task_finished.set(results);
+            })
+        });
+        Ok(RequestsHandle {
+            count,
+            abort: task.abort_handle(),
+            counters,
+            finished,
+        })
+    }
+}
+
+/// Online requests being sent. `wait` blocks without the GIL; `results` converts everything
+/// once.
+#[pyclass(module = "distilabel_rs._core", frozen)]
+pub struct RequestsHandle {
+    count: usize,
+    abort: AbortHandle,
+    counters: Arc<RequestCounters>,
+    finished: Arc<Finished<Results>>,
+}
+
+#[pymethods]
+impl RequestsHandle {
+    /// Waits until every request is done (`True`) or `timeout` seconds passed (`False`).
+    #[pyo3(signature = (timeout = None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> bool {
+        self.finished.wait(py, timeout)
+    }
+
+    /// Stops every request still running or waiting; their results become cancelled.
+    fn cancel(&self) {
+        self.abort.abort();
+        self.finished
+            .set((0..self.count).map(|_| Err(ApiError::Cancelled)).collect());
+    }
+
+    /// `(total, done, failed, retried, in_flight)`.
+    fn progress(&self) -> (usize, usize, usize, usize, usize) {
+        let (_, done, failed, retried, in_flight) = self.counters.snapshot();
+        (self.count, done, failed, retried, in_flight)
+    }
+
+    /// One entry per request, in order: a `GenerateOutput` dict, or the exception (an
+    /// instance, not raised) for a request that failed.
+    fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let guard = self.finished.lock();
+        let Some(results) = guard.as_ref() else {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "the requests are still running; wait() first",
+            ));
+        };
+        let out = PyList::empty(py);
+        for result in results {
+            match result {
+                Ok(completion) => out.append(generate_output(py, completion)?)?,
+                Err(error) => out.append(error.clone().into_pyerr().into_value(py))?,
+            }
+        }
+        Ok(out)
+    }
+
+    /// `(request index, finish reason)` of every choice that came back without content.
+    fn empty_choices(&self) -> Vec<(usize, Option<String>)> {
+        let guard = self.finished.lock();
+        guard.as_ref().map_or_else(Vec::new, |results| {
+            results
+                .iter()
+                .enumerate()
+                .filter_map(|(index, result)| result.as_ref().ok().map(|c| (index, c)))
+                .flat_map(|(index, completion)| {
+                    completion
+                        .empty_finish_reasons
+                        .iter()
+                        .map(move |reason| (index, reason.clone()))
+                })
+                .collect()
+        })
+    }
+}

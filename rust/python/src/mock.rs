@@ -1,0 +1,98 @@
+//! `MockServer`: the project's local server of the LLM APIs (crate `distilabel-rs-mock`),
+//! for tests, benchmarks and `distilabel-rs generate --mock`. Serves on this process's
+//! runtime until stopped. Built with the default feature `mock`.
+
+use distilabel_rs_mock::MockServer as Server;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::task::runtime;
+
+#[pyclass(module = "distilabel_rs._core", frozen)]
+pub struct MockServer {
+    inner: Server,
+}
+
+#[pymethods]
+impl MockServer {
+    /// With `tls_certificate_pem` and `tls_key_pem`, serves HTTPS.
+    #[new]
+    #[pyo3(signature = (*, record = false, tls_certificate_pem = None, tls_key_pem = None))]
+    fn new(
+        py: Python<'_>,
+        record: bool,
+        tls_certificate_pem: Option<Vec<u8>>,
+        tls_key_pem: Option<Vec<u8>>,
+    ) -> PyResult<Self> {
+        let runtime = runtime()?;
+        let tls = tls_certificate_pem.as_deref().zip(tls_key_pem.as_deref());
+        let inner = py
+            .detach(|| runtime.block_on(Server::start_with_tls(record, tls)))
+            .map_err(|e| PyRuntimeError::new_err(format!("cannot start the mock server: {e}")))?;
+        Ok(Self { inner })
+    }
+
+    #[getter]
+    fn port(&self) -> u16 {
+        self.inner.address().port()
+    }
+
+    /// `http(s)://127.0.0.1:<port>`
+    #[getter]
+    fn origin(&self) -> String {
+        self.inner.origin()
+    }
+
+    /// `http(s)://127.0.0.1:<port>/v1`
+    #[getter]
+    fn base_url(&self) -> String {
+        format!("{}/v1", self.inner.origin())
+    }
+
+    #[getter]
+    fn requests(&self) -> usize {
+        self.inner.requests()
+    }
+
+    #[getter]
+    fn peak_in_flight(&self) -> usize {
+        self.inner.peak_in_flight()
+    }
+
+    /// Ids of the batches created so far, oldest first.
+    fn batch_ids(&self) -> Vec<String> {
+        self.inner.batch_ids()
+    }
+
+    /// `(path, body, authorization header)` of each request, when started with `record`.
+    fn recorded(&self) -> Vec<(String, String, Option<String>)> {
+        self.inner
+            .recorded()
+            .into_iter()
+            .map(|r| (r.path, r.body, r.authorization))
+            .collect()
+    }
+
+    /// Each request as a dict (`method`, `path`, `query`, `headers` as a list of pairs with
+    /// lower-case names, `body`), when started with `record`.
+    fn recorded_requests<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.inner
+            .recorded()
+            .into_iter()
+            .map(|r| {
+                let entry = PyDict::new(py);
+                entry.set_item("method", r.method)?;
+                entry.set_item("path", r.path)?;
+                entry.set_item("query", r.query)?;
+                entry.set_item("headers", r.headers)?;
+                entry.set_item("body", r.body)?;
+                Ok(entry)
+            })
+            .collect()
+    }
+
+    fn stop(&self) {
+        self.inner.stop();
+    }
+}
