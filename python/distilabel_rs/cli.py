@@ -18,6 +18,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from distilabel_rs import _core
+from distilabel_rs._providers import PROVIDERS
 
 # The one set of client defaults, shared with the native LLMs.
 _DEFAULTS = _core.CLIENT_DEFAULTS
@@ -46,12 +47,21 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("-o", "--output", required=True, help="the JSONL file of results")
     generate.add_argument("--model", required=True, help="model for requests that name none")
     generate.add_argument(
-        "--base-url", default=os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+        "--provider",
+        choices=sorted(PROVIDERS),
+        default="openai",
+        help="the API to send the requests to (default: openai): "
+        + "; ".join(f"{name}: {spec.description}" for name, spec in sorted(PROVIDERS.items())),
+    )
+    generate.add_argument(
+        "--base-url",
+        help="the API's base URL (default: the provider's, or its environment variable, e.g."
+        " OPENAI_BASE_URL)",
     )
     generate.add_argument(
         "--api-key-env",
-        default="OPENAI_API_KEY",
-        help="environment variable holding the API key (default: OPENAI_API_KEY)",
+        help="environment variable holding the API key (default: the provider's, e.g."
+        " OPENAI_API_KEY)",
     )
     generate.add_argument(
         "--mock", action="store_true", help="use a local mock server (no key needed)"
@@ -111,18 +121,30 @@ def _error(message: str) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    spec = PROVIDERS[args.provider]
     server = _core.MockServer() if args.mock else None
-    base_url = server.base_url if server is not None else args.base_url
-    api_key = os.environ.get(args.api_key_env) or ("mock" if server is not None else None)
-    if api_key is None:
-        _error(f"no API key: set {args.api_key_env} (or pass --api-key-env NAME, or --mock)")
+    if server is not None:
+        base_url = server.origin + spec.mock_path
+    else:
+        base_url = args.base_url or (
+            os.environ.get(spec.base_url_env, spec.default_base_url)
+            if spec.base_url_env
+            else spec.default_base_url
+        )
+    key_env = args.api_key_env or spec.api_key_env
+    api_key = os.environ.get(key_env) if key_env else None
+    if api_key is None and server is not None:
+        api_key = "mock"
+    if api_key is None and key_env is not None:
+        _error(f"no API key: set {key_env} (or pass --api-key-env NAME, or --mock)")
         return EXIT_USAGE
     if not os.path.isfile(args.input):
         _error(f"cannot read {args.input}: no such file")
         return EXIT_USAGE
     client = _core.NativeClient(
-        "openai",
+        spec.kind,
         base_url,
+        profile=spec.profile,
         api_key=api_key,
         timeout=args.timeout,
         max_retries=args.max_retries,
