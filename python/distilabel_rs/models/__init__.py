@@ -1,6 +1,28 @@
 """Models, at the same import path as `distilabel.models`."""
 
-from distilabel_rs.models.llms import LLM, AsyncLLM, OpenAILLM
+from distilabel_rs.models.llms import (
+    LLM,
+    AnyscaleLLM,
+    AsyncLLM,
+    AzureOpenAILLM,
+    ClientvLLM,
+    GroqLLM,
+    MistralLLM,
+    OpenAILLM,
+    TogetherLLM,
+)
 from distilabel_rs.typing import GenerateOutput, HiddenState
 
-__all__ = ["LLM", "AsyncLLM", "GenerateOutput", "HiddenState", "OpenAILLM"]
+__all__ = [
+    "LLM",
+    "AnyscaleLLM",
+    "AsyncLLM",
+    "AzureOpenAILLM",
+    "ClientvLLM",
+    "GenerateOutput",
+    "GroqLLM",
+    "HiddenState",
+    "MistralLLM",
+    "OpenAILLM",
+    "TogetherLLM",
+]

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use distilabel_rs_core::http::{
-    ApiError, Client, ClientConfig, Completion, Endpoint, Provider, Request, RequestCounters,
-    run_many,
+    ApiError, Client, ClientConfig, Completion, Endpoint, Method, Provider, Request,
+    RequestCounters, run_many,
 };
 use distilabel_rs_core::limits::{CLIENT_DEFAULTS, RetryPolicy};
 use distilabel_rs_core::providers::AnyProvider;
@@ -23,7 +23,7 @@ use tokio::task::AbortHandle;
 
 use crate::convert::{generate_output, to_json};
 use crate::errors::IntoPyErr;
-use crate::task::{Finished, runtime};
+use crate::task::{Finished, block_on, runtime};
 
 type Results = Vec<Result<Completion, ApiError>>;
 
@@ -132,6 +132,18 @@ impl NativeClient {
     #[getter]
     fn supports_n(&self) -> bool {
         self.inner.provider().supports_n()
+    }
+
+    /// GETs `path` (relative to the base URL) with the client's headers, query parameters
+    /// and retries; returns the body as text. For metadata calls (e.g. `models`), not for
+    /// generation.
+    fn get(&self, py: Python<'_>, path: &str) -> PyResult<String> {
+        let client = Arc::clone(&self.inner);
+        let body = block_on(py, async move {
+            client.call(Method::GET, path, None).await
+        })?
+        .map_err(IntoPyErr::into_pyerr)?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
     /// Starts sending `requests` (pairs of endpoint, `"chat"` or `"text"`, and the JSON

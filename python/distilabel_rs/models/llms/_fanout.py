@@ -132,7 +132,8 @@ async def fan_out(
             for job, error in errors.items():
                 results[job] = failed_output(num_generations, describe_error(error))
             return results
-        return merge_with_failures(results, errors, num_generations)
+        messages = {job: describe_error(error) for job, error in errors.items()}
+        return merge_with_failures(results, messages, num_generations)
 
 
 async def _run_workers(tasks: List["asyncio.Future[None]"]) -> None:

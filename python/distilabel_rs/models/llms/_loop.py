@@ -64,6 +64,11 @@ class NativeSlot(ProcessLocal):
         self.client: Any = None
         self.batch_reporter: Any = None
 
+    def current(self) -> Any:
+        """The client built in this process, if any."""
+        self._in_this_process()
+        return self.client
+
     def get(self, build: Callable[[], Any]) -> Any:
         """The client, built by `build` on first use in this process."""
         self._in_this_process()

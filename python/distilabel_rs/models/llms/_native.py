@@ -32,7 +32,7 @@ from typing import (
     Tuple,
 )
 
-from pydantic import Field, PositiveFloat, PrivateAttr, validate_call
+from pydantic import BaseModel, Field, PositiveFloat, PrivateAttr, validate_call
 
 from distilabel_rs import _core
 from distilabel_rs.constants import PIPELINE_CACHE_ID_ENV_NAME, PIPELINE_NAME_ENV_NAME
@@ -101,10 +101,18 @@ class NativeLLM(AsyncLLM):
     # ---- the native client -----------------------------------------------------------------
 
     def load(self) -> None:
-        """Builds the native client (nothing is sent)."""
-        super().load()
+        """Checks the settings and builds the native client (nothing is sent)."""
+        structured_output = getattr(self, "structured_output", None)
+        if isinstance(structured_output, dict):
+            schema = structured_output.get("schema")
+            if inspect.isclass(schema) and issubclass(schema, BaseModel):
+                # Stored as JSON schema (as distilabel does) so that the LLM dumps and pickles.
+                self.structured_output = {**structured_output, "schema": schema.model_json_schema()}
+        # Before the base class's `load`, which names the logger after `model_name`: a
+        # provider may ask its server for it.
         self._native = NativeSlot()
         self._native.get(self._build_native_client)
+        super().load()
 
     def _build_native_client(self) -> Any:
         settings = self._client_settings()
@@ -122,7 +130,10 @@ class NativeLLM(AsyncLLM):
         )
 
     def _native_client(self) -> Any:
-        """This process's client (a forked child or a copy builds its own)."""
+        """This process's client (a forked child or a copy of a loaded LLM builds its own)."""
+        client = self._native.current()
+        if client is not None:
+            return client
         if self._logger is None:
             raise RuntimeError(f"`{type(self).__name__}` is not loaded: call `load()` first.")
         return self._native.get(self._build_native_client)
@@ -262,7 +273,8 @@ class NativeLLM(AsyncLLM):
             )
         if grouped and not self._num_generations_param_supported:
             # Failed generations stay aligned with the others of their input.
-            return merge_with_failures(outputs, failures, num_generations)
+            messages = {index: describe_error(error) for index, error in failures.items()}
+            return merge_with_failures(outputs, messages, num_generations)
         for index, error in failures.items():
             outputs[index] = failed_output(num_generations, describe_error(error))
         return outputs
@@ -276,16 +288,27 @@ class NativeLLM(AsyncLLM):
         request: Callable[["FormattedInput"], Request],
     ) -> List["GenerateOutput"]:
         """distilabel's offline batch contract over the provider's Batch API: the first call
-        submits one request per input (built by `request`), stores `jobs_ids` and raises the
+        submits the requests (built by `request`), stores `jobs_ids` and raises the
         not-finished exception; later calls raise it again while a job runs, submit again
         the rows an expired or cancelled job left undone, and finally return one output per
         input, in order (a failed row: `None` generations and the provider's message under
-        `error`). The job ids alone are enough, in any process."""
+        `error`). The job ids alone are enough, in any process.
+
+        A provider without `n` gets one row per input and generation (custom ids
+        `"<input>.<generation>"`), grouped back per input as the online path does."""
         if self.jobs_ids:
             return self._collect_batch_results(inputs, num_generations)
         if inputs is None:
             raise ValueError("No `inputs` were provided and no `jobs_ids` were found.")
-        requests = [(str(index), *request(input)) for index, input in enumerate(inputs)]
+        per_generation = not self._num_generations_param_supported and num_generations > 1
+        requests = []
+        for index, input in enumerate(inputs):
+            if not per_generation:
+                requests.append((str(index), *request(input)))
+                continue
+            requests.extend(
+                (f"{index}.{generation}", *request(input)) for generation in range(num_generations)
+            )
         self.jobs_ids = tuple(self._submit_batch(requests))
         raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids)
 
@@ -308,17 +331,21 @@ class NativeLLM(AsyncLLM):
             self.jobs_ids = (*self.jobs_ids, *self._submit_batch(state["unfinished"]))  # type: ignore[misc]
             raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids)
         results = state["results"]
-        count = (
-            len(inputs) if inputs is not None else 1 + max(map(int, state["submitted"]), default=-1)
-        )
-        outputs: List[GenerateOutput] = []
+        submitted = [custom_id.partition(".")[0] for custom_id in state["submitted"]]
+        count = len(inputs) if inputs is not None else 1 + max(map(int, submitted), default=-1)
+        per_generation = any("." in custom_id for custom_id in state["submitted"])
+        if not per_generation:
+            return [_batch_output(results.get(str(i)), num_generations) for i in range(count)]
+        # One row per input and generation: grouped per input, failures aligned.
+        rows: List[Any] = []
+        failures: Dict[int, str] = {}
         for index in range(count):
-            result = results.get(str(index), _MISSING_RESULT)
-            if isinstance(result, str):
-                outputs.append(failed_output(num_generations, result))
-            else:
-                outputs.append(result)
-        return outputs
+            for generation in range(num_generations):
+                result = results.get(f"{index}.{generation}", _MISSING_RESULT)
+                if isinstance(result, str):
+                    failures[len(rows)] = result
+                rows.append(result)
+        return merge_with_failures(rows, failures, num_generations)
 
     def _report_batch_progress(self, counts: Tuple[int, int, int], finished: bool) -> None:
         """The jobs' request counts to the progress callback and bar (as the fan-out's)."""
@@ -341,6 +368,15 @@ class NativeLLM(AsyncLLM):
         still collected by the next `offline_batch_generate`; the others go again."""
         if self.jobs_ids:
             self._batch_jobs().cancel(list(self.jobs_ids))
+
+
+def _batch_output(result: Any, num_generations: int) -> "GenerateOutput":
+    """A batch row's output, or the failed output of a row that failed or is missing."""
+    if result is None:
+        result = _MISSING_RESULT
+    if isinstance(result, str):
+        return failed_output(num_generations, result)
+    return result
 
 
 def _arguments_validator(cls: type, agenerate: Any) -> Callable[..., Dict[str, Any]]:

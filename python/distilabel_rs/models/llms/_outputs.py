@@ -28,12 +28,12 @@ def failed_output(num_generations: int, message: str) -> "GenerateOutput":
 
 
 def merge_with_failures(
-    results: List[Any], errors: Dict[int, BaseException], n: int
+    results: List[Any], errors: Dict[int, str], n: int
 ) -> List["GenerateOutput"]:
     """Groups `n` single-generation results per input when some generations failed for
-    good: a failed generation is `None`, with `None` for its statistics and extra keys (so
-    they stay aligned with the generations), and its group gets an `error` list with the
-    message of each failure."""
+    good (`errors`: the message of each, by result index): a failed generation is `None`,
+    with `None` for its statistics and extra keys (so they stay aligned with the
+    generations), and its group gets an `error` list with the message of each failure."""
     if not errors:
         return merge_responses(results, n)
     template = next((r for i, r in enumerate(results) if i not in errors), None)
@@ -46,9 +46,9 @@ def merge_with_failures(
     for job in errors:
         results[job] = placeholder
     merged = merge_responses(results, n)
-    for job, error in errors.items():
+    for job, message in errors.items():
         group = merged[job // n]
         if ERROR_KEY not in group:
             group[ERROR_KEY] = [None] * len(group["generations"])
-        group[ERROR_KEY][job % n] = describe_error(error)
+        group[ERROR_KEY][job % n] = message
     return merged

@@ -31,6 +31,16 @@ __all__ = ["OpenAILLM"]
 _STRUCTURED_OUTPUT_PAGE = "sections/how_to_guides/advanced/structured_generation/#instructor"
 
 
+def structured_output_format(
+    structured_output: Optional[Dict[str, Any]],
+) -> Optional[Dict[str, Any]]:
+    """The `json_schema` response format asking for JSON that follows the schema of
+    `structured_output` (`None` without one). Shared by the OpenAI-compatible LLMs."""
+    if not structured_output:
+        return None
+    return _json_schema_format(structured_output)
+
+
 def _json_schema_format(structured_output: Dict[str, Any]) -> Dict[str, Any]:
     """`response_format` asking for JSON that follows the schema of `structured_output`."""
     schema = structured_output.get("schema")
@@ -71,18 +81,6 @@ class OpenAILLM(OpenAIBaseClient, NativeLLM):
         "Received no response using OpenAI client (model: '{model}')."
         " Finish reason was: {finish_reason}"
     )
-
-    def load(self) -> None:
-        """Checks the API key and builds the native client (nothing is sent)."""
-        if self.structured_output:
-            schema = self.structured_output.get("schema")
-            if inspect.isclass(schema) and issubclass(schema, BaseModel):
-                # Stored as JSON schema so that the LLM dumps and pickles.
-                self.structured_output = {
-                    **self.structured_output,
-                    "schema": schema.model_json_schema(),
-                }
-        super().load()
 
     def _client_settings(self) -> Dict[str, Any]:
         return {
@@ -135,9 +133,7 @@ class OpenAILLM(OpenAIBaseClient, NativeLLM):
 
     def _batch_context(self) -> Optional[Dict[str, Any]]:
         """The `json_schema` response format of `self.structured_output`, if set."""
-        if not self.structured_output:
-            return None
-        return _json_schema_format(self.structured_output)  # type: ignore[arg-type]
+        return structured_output_format(self.structured_output)  # type: ignore[arg-type]
 
     def _request(self, parameters: Dict[str, Any], context: Any) -> Request:
         """The request for one input, as distilabel's client sends it; `context` is the
