@@ -38,12 +38,14 @@ test-rust: ## Rust core tests (no Python involved)
 test-python: ## Python tests, including the differential suite against distilabel 1.5.3
 	$(BIN)/python -m pytest tests -q
 
-lint: $(BIN)/python ## cargo fmt/clippy and ruff, as CI runs them
-	$(BIN)/pip install --quiet 'ruff>=0.6'
+lint: install ## cargo fmt/clippy, ruff, mypy, and the native stub checked against the module
+	$(BIN)/pip install --quiet 'ruff>=0.6' 'mypy>=1.10'
 	cargo fmt --all -- --check
 	cargo clippy --quiet --all-targets -- -D warnings
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m mypy.stubtest distilabel_rs._core
+	$(BIN)/python -m mypy
 
 format: $(BIN)/python ## Format Rust and Python sources
 	$(BIN)/pip install --quiet 'ruff>=0.6'

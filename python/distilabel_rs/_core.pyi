@@ -1,6 +1,6 @@
 """Type stubs of the native module `distilabel_rs._core` (built from `rust/python`)."""
 
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence, final
 
 __all__ = [
     "CLIENT_DEFAULTS",
@@ -34,6 +34,7 @@ CLIENT_DEFAULTS: dict[str, float | int]
 def merge_responses(responses: Sequence[Mapping[str, Any]], n: int = 1) -> list[dict[str, Any]]:
     """Groups every `n` consecutive single-generation responses into one, in one pass."""
 
+@final
 class Grouper(Iterator[tuple[Any, ...]]):
     """Lazy fixed-size chunks of an iterator, with `grouper`'s `incomplete` policies."""
 
@@ -43,6 +44,7 @@ class Grouper(Iterator[tuple[Any, ...]]):
     def __iter__(self) -> Grouper: ...
     def __next__(self) -> tuple[Any, ...]: ...
 
+@final
 class FanOutScheduler:
     """Decisions of one bounded fan-out: next job, retries with backoff, rate limit, counts.
 
@@ -99,6 +101,7 @@ class APIResponseValidationError(APIError):
 class RequestCancelledError(APIError):
     """The request was cancelled with its batch."""
 
+@final
 class NativeClient:
     """A client of one provider (`"openai"` with a profile for every OpenAI-compatible
     API) with its own connection pool."""
@@ -111,20 +114,23 @@ class NativeClient:
         profile: Mapping[str, Any] | None = None,
         api_key: str | None = None,
         default_headers: Mapping[str, str] | None = None,
-        timeout: float = 120.0,
-        max_retries: int = 6,
-        backoff_base: float = 1.0,
-        backoff_cap: float = 60.0,
+        # The defaults are `CLIENT_DEFAULTS`'.
+        timeout: float = ...,
+        max_retries: int = ...,
+        backoff_base: float = ...,
+        backoff_cap: float = ...,
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
         root_certificate_pem: bytes | None = None,
-        pool_size: int = 64,
+        pool_size: int = ...,
         seed: int | None = None,
     ) -> NativeClient: ...
     @property
     def provider(self) -> str: ...
     @property
     def supports_n(self) -> bool: ...
+    def get(self, path: str) -> str:
+        """GETs `path` (relative to the base URL) with retries; the body as text."""
     def start(
         self,
         requests: Sequence[tuple[str, Mapping[str, Any]]],
@@ -135,6 +141,7 @@ class NativeClient:
         """Starts sending `(endpoint, body)` requests (`"chat"` or `"text"`); returns at
         once."""
 
+@final
 class RequestsHandle:
     """Online requests being sent by `NativeClient.start`."""
 
@@ -148,6 +155,7 @@ class RequestsHandle:
     def empty_choices(self) -> list[tuple[int, str | None]]:
         """`(request index, finish reason)` of choices without content."""
 
+@final
 class BatchJobs:
     """The Batch API of a client's provider (`ValueError` if it has none)."""
 
@@ -165,6 +173,7 @@ class BatchJobs:
         """`running`, `counts`, `results` by custom_id, `submitted`, `unfinished` rows."""
     def cancel(self, job_ids: Sequence[str]) -> None: ...
 
+@final
 class MockServer:
     """The project's local server of the LLM APIs (crate `distilabel-rs-mock`)."""
 
@@ -197,6 +206,7 @@ def wait_between_polls(seconds: float) -> bool:
 class MalformedInputError(ValueError):
     """A line of the input file is not a valid request (the message names the line)."""
 
+@final
 class GenerateJob:
     """A running `distilabel-rs generate` job."""
 

@@ -202,8 +202,8 @@ def _batch(args: argparse.Namespace, client: Any) -> int:
         _error(str(e))
         return EXIT_USAGE
     if os.path.exists(state_path):
-        with open(state_path) as state:
-            jobs_ids = json.load(state)["jobs_ids"]
+        with open(state_path) as saved:
+            jobs_ids = json.load(saved)["jobs_ids"]
         print(f"collecting batch jobs {', '.join(jobs_ids)} (from {state_path})", file=sys.stderr)
     else:
         try:
@@ -270,8 +270,8 @@ def _batch(args: argparse.Namespace, client: Any) -> int:
 
 
 def _save_jobs(path: str, jobs_ids: List[str]) -> None:
-    with open(path, "w") as state:
-        json.dump({"jobs_ids": list(jobs_ids)}, state)
+    with open(path, "w") as saved:
+        json.dump({"jobs_ids": list(jobs_ids)}, saved)
 
 
 def _open_bar() -> Any:

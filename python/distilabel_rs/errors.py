@@ -33,18 +33,24 @@ class DistilabelError(*counterpart("errors", "DistilabelError")):  # type: ignor
 
 
 class DistilabelUserError(
-    DistilabelError, *counterpart("errors", "DistilabelUserError"), ValueError
+    DistilabelError,
+    *counterpart("errors", "DistilabelUserError"),
+    ValueError,  # type: ignore[misc]
 ):
     """A user mistake (a `ValueError`), with a documentation page."""
 
 
 class DistilabelTypeError(
-    DistilabelError, *counterpart("errors", "DistilabelTypeError"), TypeError
+    DistilabelError,
+    *counterpart("errors", "DistilabelTypeError"),
+    TypeError,  # type: ignore[misc]
 ):
     """A wrong type (a `TypeError`), with a documentation page."""
 
 
 class DistilabelNotImplementedError(
-    DistilabelError, *counterpart("errors", "DistilabelNotImplementedError"), NotImplementedError
+    DistilabelError,
+    *counterpart("errors", "DistilabelNotImplementedError"),
+    NotImplementedError,  # type: ignore[misc]
 ):
     """A missing feature (a `NotImplementedError`), with a documentation page."""

@@ -16,14 +16,15 @@ class DistilabelException(*(counterpart("exceptions", "DistilabelException") or 
 
 
 class DistilabelGenerationException(
-    DistilabelException, *counterpart("exceptions", "DistilabelGenerationException")
+    DistilabelException,
+    *counterpart("exceptions", "DistilabelGenerationException"),  # type: ignore[misc]
 ):
     """Base of the exceptions raised while an `LLM` generates."""
 
 
 class DistilabelOfflineBatchGenerationNotFinishedException(
     DistilabelGenerationException,
-    *counterpart("exceptions", "DistilabelOfflineBatchGenerationNotFinishedException"),
+    *counterpart("exceptions", "DistilabelOfflineBatchGenerationNotFinishedException"),  # type: ignore[misc]
 ):
     """Offline batch jobs are still running: come back later with `jobs_ids`."""
 

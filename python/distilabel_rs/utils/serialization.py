@@ -75,7 +75,7 @@ def _get_module_attr(module: str, name: str) -> Type:
 def _enum_from_dump(dumped: Dict[str, Any]) -> Type[Enum]:
     # The value type is a builtin's name ("str", "int"...); looked up, never evaluated.
     value_type = getattr(builtins, dumped["_enum_type"])
-    return Enum(dumped["_name"], dumped["_values"], type=value_type)
+    return Enum(dumped["_name"], dumped["_values"], type=value_type)  # type: ignore[return-value]
 
 
 def load_with_type_info(class_: Any) -> Any:

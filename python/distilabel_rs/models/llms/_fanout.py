@@ -12,7 +12,7 @@ Nothing here reads an LLM: `fan_out` gets the coroutine function, the error hook
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 from distilabel_rs._core import FanOutScheduler
 from distilabel_rs.models.llms._gc import full_collections_deferred
@@ -95,7 +95,7 @@ async def fan_out(
     async def worker() -> None:
         job = next_job(now())
         while job is not None:
-            if type(job) is float:
+            if isinstance(job, float):
                 await sleep(job)
                 job = next_job(now())
                 continue
@@ -136,7 +136,7 @@ async def fan_out(
         return merge_with_failures(results, messages, num_generations)
 
 
-async def _run_workers(tasks: List["asyncio.Future[None]"]) -> None:
+async def _run_workers(tasks: Sequence["asyncio.Future[None]"]) -> None:
     """Waits for the workers; on the first failure or on cancellation, cancels the rest."""
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -149,7 +149,7 @@ async def _run_workers(tasks: List["asyncio.Future[None]"]) -> None:
         raise failed[0].exception()  # type: ignore[misc]
 
 
-async def _cancel(tasks: List["asyncio.Future[None]"]) -> None:
+async def _cancel(tasks: Sequence["asyncio.Future[None]"]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -22,7 +22,7 @@ import asyncio
 import os
 import signal
 import threading
-from typing import Any, Awaitable, Callable, Dict, Optional, TypeVar
+from typing import Any, Callable, Coroutine, Dict, Optional, TypeVar
 
 __all__ = ["LoopOwner", "NativeSlot", "ProcessLocal"]
 
@@ -104,7 +104,7 @@ class LoopOwner(ProcessLocal):
                 self._loop.stop()
             self._loop.close()
 
-    def run(self, make_coroutine: Callable[[], Awaitable[T]]) -> T:
+    def run(self, make_coroutine: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Runs the coroutine made by `make_coroutine` to completion on the LLM's loop and
         returns its result; calls from several threads take turns."""
         self._in_this_process()
@@ -118,8 +118,10 @@ class LoopOwner(ProcessLocal):
             return _run_in_helper_thread(loop, make_coroutine)
 
 
-def _run_here(loop: asyncio.AbstractEventLoop, make_coroutine: Callable[[], Awaitable[T]]) -> T:
-    task = loop.create_task(make_coroutine())  # type: ignore[arg-type]
+def _run_here(
+    loop: asyncio.AbstractEventLoop, make_coroutine: Callable[[], Coroutine[Any, Any, T]]
+) -> T:
+    task = loop.create_task(make_coroutine())
     interrupted = threading.Event()
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -160,7 +162,7 @@ def _drain(loop: asyncio.AbstractEventLoop, task: "asyncio.Task[Any]") -> None:
 
 
 def _run_in_helper_thread(
-    loop: asyncio.AbstractEventLoop, make_coroutine: Callable[[], Awaitable[T]]
+    loop: asyncio.AbstractEventLoop, make_coroutine: Callable[[], Coroutine[Any, Any, T]]
 ) -> T:
     outcome: dict = {}
     started = threading.Event()
@@ -168,7 +170,7 @@ def _run_in_helper_thread(
 
     def run() -> None:
         asyncio.set_event_loop(loop)
-        task = loop.create_task(make_coroutine())  # type: ignore[arg-type]
+        task = loop.create_task(make_coroutine())
         task_holder["task"] = task
         started.set()
         try:

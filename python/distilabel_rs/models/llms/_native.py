@@ -51,6 +51,9 @@ __all__ = ["NativeLLM", "Request"]
 # `(endpoint, body)`: `endpoint` is "chat" or "text".
 Request = Tuple[str, Dict[str, Any]]
 
+# `agenerate`'s argument validators, per class (see `NativeLLM._parameters_validator`).
+_VALIDATORS: Dict[type, Callable[..., Dict[str, Any]]] = {}
+
 # How often a synchronous `generate()` wakes up to check Ctrl-C and report progress.
 _WAIT_SLICE_SECONDS = 0.1
 _MISSING_RESULT = "No result for this input in the batch jobs."
@@ -107,7 +110,8 @@ class NativeLLM(AsyncLLM):
             schema = structured_output.get("schema")
             if inspect.isclass(schema) and issubclass(schema, BaseModel):
                 # Stored as JSON schema (as distilabel does) so that the LLM dumps and pickles.
-                self.structured_output = {**structured_output, "schema": schema.model_json_schema()}
+                converted = {**structured_output, "schema": schema.model_json_schema()}
+                setattr(self, "structured_output", converted)  # noqa: B010 (a subclass's field)
         # Before the base class's `load`, which names the logger after `model_name`: a
         # provider may ask its server for it.
         self._native = NativeSlot()
@@ -119,8 +123,8 @@ class NativeLLM(AsyncLLM):
         return _core.NativeClient(
             self._provider,
             settings.pop("base_url"),
-            backoff_base=self.retry_backoff_base,
-            backoff_cap=self.retry_backoff_max,
+            backoff_base=self.retry_backoff_base or 0.0,
+            backoff_cap=self.retry_backoff_max or 0.0,
             requests_per_minute=self.requests_per_minute,
             tokens_per_minute=self.tokens_per_minute,
             pool_size=self.max_concurrency or 256,
@@ -128,6 +132,11 @@ class NativeLLM(AsyncLLM):
             seed=self._fanout_seed,
             **settings,
         )
+
+    @staticmethod
+    def _timeout_seconds(timeout: Optional[float]) -> float:
+        """A `timeout` field as seconds (`None`: the client default)."""
+        return float(timeout) if timeout is not None else _core.CLIENT_DEFAULTS["timeout"]
 
     def _native_client(self) -> Any:
         """This process's client (a forked child or a copy of a loaded LLM builds its own)."""
@@ -150,10 +159,9 @@ class NativeLLM(AsyncLLM):
         """`agenerate`'s arguments validated as its `@validate_call` does (same coercions,
         same `ValidationError` titled `<Class>.agenerate`), returned as a dict, without
         running it. Built once per class."""
-        validator = cls.__dict__.get("_validator_cache")
+        validator = _VALIDATORS.get(cls)
         if validator is None:
-            validator = _arguments_validator(cls, cls.agenerate)
-            cls._validator_cache = validator  # type: ignore[attr-defined]
+            validator = _VALIDATORS[cls] = _arguments_validator(cls, cls.agenerate)
         return validator
 
     def _requests(
@@ -178,7 +186,7 @@ class NativeLLM(AsyncLLM):
             requests.extend(self._request(parameters, context) for _ in range(num_generations - 1))
         return requests
 
-    def generate(  # type: ignore[override]
+    def generate(
         self,
         inputs: List["FormattedInput"],
         num_generations: int = 1,
@@ -253,7 +261,7 @@ class NativeLLM(AsyncLLM):
         )
 
     def _reporter(self, snapshot: Callable[[], Tuple[int, ...]]) -> Optional[ProgressReporter]:
-        return ProgressReporter.create(snapshot, self._progress_callback, self.progress_bar)
+        return ProgressReporter.create(snapshot, self._progress_callback, bool(self.progress_bar))
 
     def _outputs(self, handle: Any, num_generations: int, grouped: bool) -> List["GenerateOutput"]:
         """Per request: the output, or (isolate) a failed output; (raise) the first failure.
@@ -310,7 +318,7 @@ class NativeLLM(AsyncLLM):
                 (f"{index}.{generation}", *request(input)) for generation in range(num_generations)
             )
         self.jobs_ids = tuple(self._submit_batch(requests))
-        raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids)
+        raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids or ())
 
     def _batch_jobs(self) -> Any:
         return _core.BatchJobs(self._native_client())
@@ -325,11 +333,11 @@ class NativeLLM(AsyncLLM):
         state = self._batch_jobs().check(list(self.jobs_ids))  # type: ignore[arg-type]
         self._report_batch_progress(state["counts"], finished=not state["running"])
         if state["running"]:
-            raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids)
+            raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids or ())
         if state["unfinished"]:
             # An expired or cancelled job: its finished rows are kept, the others go again.
             self.jobs_ids = (*self.jobs_ids, *self._submit_batch(state["unfinished"]))  # type: ignore[misc]
-            raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids)
+            raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids or ())
         results = state["results"]
         submitted = [custom_id.partition(".")[0] for custom_id in state["submitted"]]
         count = len(inputs) if inputs is not None else 1 + max(map(int, submitted), default=-1)

@@ -1,6 +1,6 @@
 """The outputs of requests that failed for good (`error_policy="isolate"`)."""
 
-from typing import TYPE_CHECKING, Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List, cast
 
 from distilabel_rs._core import merge_responses
 
@@ -20,11 +20,12 @@ def describe_error(error: BaseException) -> str:
 
 def failed_output(num_generations: int, message: str) -> "GenerateOutput":
     """The output of an input whose request failed: `None` generations and the message."""
-    return {  # type: ignore[typeddict-unknown-key]
+    output = {
         "generations": [None] * num_generations,
         "statistics": {},
         ERROR_KEY: [message] * num_generations,
     }
+    return cast("GenerateOutput", output)
 
 
 def merge_with_failures(
@@ -35,7 +36,7 @@ def merge_with_failures(
     with `None` for its statistics and extra keys (so they stay aligned with the
     generations), and its group gets an `error` list with the message of each failure."""
     if not errors:
-        return merge_responses(results, n)
+        return cast("List[GenerateOutput]", merge_responses(results, n))
     template = next((r for i, r in enumerate(results) if i not in errors), None)
     placeholder: Dict[str, Any] = {"generations": [None], "statistics": {}}
     if template is not None:
@@ -51,4 +52,4 @@ def merge_with_failures(
         if ERROR_KEY not in group:
             group[ERROR_KEY] = [None] * len(group["generations"])
         group[ERROR_KEY][job % n] = message
-    return merged
+    return cast("List[GenerateOutput]", merged)

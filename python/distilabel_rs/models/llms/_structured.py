@@ -109,4 +109,4 @@ def json_schema_to_model(json_schema: Dict[str, Any]) -> Type[BaseModel]:
                 default=... if name in required else None,
             ),
         )
-    return create_model(json_schema["title"], **fields)
+    return create_model(json_schema["title"], **fields)  # type: ignore[call-overload]

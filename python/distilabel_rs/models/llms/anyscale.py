@@ -37,7 +37,7 @@ class AnyscaleLLM(OpenAILLM):
     api_key: Optional[RuntimeParameter[SecretStr]] = Field(
         default_factory=lambda: os.getenv(_ANYSCALE_API_KEY_ENV_VAR_NAME),
         description="The API key to authenticate the requests to the Anyscale API.",
-    )
+    )  # type: ignore[assignment]  # pydantic turns the str into a SecretStr
 
     _api_key_env_var: str = PrivateAttr(_ANYSCALE_API_KEY_ENV_VAR_NAME)
 

@@ -47,7 +47,7 @@ class AzureOpenAILLM(OpenAILLM):
     api_key: Optional[RuntimeParameter[SecretStr]] = Field(
         default_factory=lambda: os.getenv(_AZURE_OPENAI_API_KEY_ENV_VAR_NAME),
         description="The API key to authenticate the requests to the Azure OpenAI API.",
-    )
+    )  # type: ignore[assignment]  # pydantic turns the str into a SecretStr
 
     api_version: Optional[RuntimeParameter[str]] = Field(
         default_factory=lambda: os.getenv("OPENAI_API_VERSION"),

@@ -130,7 +130,7 @@ class LLM(*_LLM_BASES):  # type: ignore[misc]
     )
 
     jobs_ids: Union[Tuple[str, ...], None] = Field(default=None)
-    _logger: "Logger" = PrivateAttr(None)
+    _logger: "Logger" = PrivateAttr(None)  # type: ignore[assignment]  # set by `load`
 
     def load(self) -> None:
         """Prepares the LLM for generating; subclasses call it from their own `load`."""
@@ -304,7 +304,7 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
     _num_generations_param_supported = True
     # distilabel's; `event_loop` hands out the loop of `_loop_owner` without storing it (a
     # stored loop could be neither pickled nor deep-copied).
-    _event_loop: "asyncio.AbstractEventLoop" = PrivateAttr(default=None)
+    _event_loop: Optional["asyncio.AbstractEventLoop"] = PrivateAttr(default=None)
     _new_event_loop: bool = PrivateAttr(default=False)
     # The one owner of this object's event loop and `generate` lock, per process.
     _loop_owner: LoopOwner = PrivateAttr(default_factory=LoopOwner)
@@ -426,13 +426,13 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
         return _fanout.FanOutSettings(
             max_concurrency=self.max_concurrency,
             max_retries=self.max_request_retries or 0,
-            backoff_base=self.retry_backoff_base,
-            backoff_cap=self.retry_backoff_max,
+            backoff_base=self.retry_backoff_base or 0.0,
+            backoff_cap=self.retry_backoff_max or 0.0,
             requests_per_minute=self.requests_per_minute,
             isolate=self.error_policy == "isolate",
             seed=self._fanout_seed,
             progress_callback=self._progress_callback,
-            progress_bar=self.progress_bar,
+            progress_bar=bool(self.progress_bar),
         )
 
     def generate(
@@ -544,7 +544,7 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
                 page=_INSTRUCTOR_PAGE,
             )
         if inspect.isclass(schema) and issubclass(schema, BaseModel):
-            structured_output["schema"] = schema.model_json_schema()  # type: ignore[typeddict-item]
+            structured_output["schema"] = schema.model_json_schema()
             result["structured_output"] = structured_output
         return result
 
@@ -593,4 +593,4 @@ def merge_responses(responses: List["GenerateOutput"], n: int = 1) -> List["Gene
         extra keys (those of the first response) as lists; `input_tokens` and
         `output_tokens` always first.
     """
-    return _merge_responses(responses, n)
+    return _merge_responses(responses, n)  # type: ignore[return-value]

@@ -59,7 +59,7 @@ class GroqLLM(NativeLLM):
     api_key: Optional[RuntimeParameter[SecretStr]] = Field(
         default_factory=lambda: os.getenv(_GROQ_API_KEY_ENV_VAR_NAME),
         description="The API key to authenticate the requests to the Groq API.",
-    )
+    )  # type: ignore[assignment]  # pydantic turns the str into a SecretStr
     max_retries: RuntimeParameter[int] = Field(
         default=2,
         description="The maximum number of times to retry the request to the API before failing.",
@@ -98,7 +98,7 @@ class GroqLLM(NativeLLM):
             "base_url": self.base_url,
             "profile": PROVIDERS["groq"].profile,
             "api_key": self.api_key.get_secret_value(),
-            "timeout": float(self.timeout),
+            "timeout": self._timeout_seconds(self.timeout),
             "max_retries": self.max_retries,
         }
 
@@ -130,7 +130,7 @@ class GroqLLM(NativeLLM):
         return await self._agenerate_one(locals())
 
     def _batch_context(self) -> Optional[Dict[str, Any]]:
-        return structured_output_format(self.structured_output)
+        return structured_output_format(self.structured_output)  # type: ignore[arg-type]
 
     def _request(self, parameters: Dict[str, Any], context: Any) -> Request:
         input = parameters["input"]
@@ -153,7 +153,7 @@ class GroqLLM(NativeLLM):
             body["response_format"] = response_format
         return "chat", body
 
-    def offline_batch_generate(  # type: ignore[override]
+    def offline_batch_generate(
         self,
         inputs: Union[List[FormattedInput], None] = None,
         num_generations: int = 1,

@@ -56,7 +56,7 @@ class MistralLLM(NativeLLM):
     api_key: Optional[RuntimeParameter[SecretStr]] = Field(
         default_factory=lambda: os.getenv(_MISTRALAI_API_KEY_ENV_VAR_NAME),
         description="The API key to authenticate the requests to the Mistral API.",
-    )
+    )  # type: ignore[assignment]  # pydantic turns the str into a SecretStr
     max_retries: RuntimeParameter[int] = Field(
         default=6,
         description="The maximum number of times to retry the request to the API before failing.",
@@ -98,7 +98,7 @@ class MistralLLM(NativeLLM):
             "base_url": self.endpoint,
             "profile": PROVIDERS["mistral"].profile,
             "api_key": self.api_key.get_secret_value(),
-            "timeout": float(self.timeout),
+            "timeout": self._timeout_seconds(self.timeout),
             "max_retries": self.max_retries,
         }
 
@@ -134,7 +134,7 @@ class MistralLLM(NativeLLM):
         return await self._agenerate_one(locals())
 
     def _batch_context(self) -> Optional[Dict[str, Any]]:
-        return structured_output_format(self.structured_output)
+        return structured_output_format(self.structured_output)  # type: ignore[arg-type]
 
     def _request(self, parameters: Dict[str, Any], context: Any) -> Request:
         input = parameters["input"]

@@ -43,7 +43,7 @@ def structured_output_format(
 
 def _json_schema_format(structured_output: Dict[str, Any]) -> Dict[str, Any]:
     """`response_format` asking for JSON that follows the schema of `structured_output`."""
-    schema = structured_output.get("schema")
+    schema: Any = structured_output.get("schema")
     if inspect.isclass(schema) and issubclass(schema, BaseModel):
         schema = schema.model_json_schema()
     elif isinstance(schema, str):
@@ -87,7 +87,7 @@ class OpenAILLM(OpenAIBaseClient, NativeLLM):
             "base_url": self.base_url,
             "api_key": self._check_api_key().get_secret_value(),
             "default_headers": self.default_headers,
-            "timeout": float(self.timeout),
+            "timeout": self._timeout_seconds(self.timeout),
             "max_retries": self.max_retries,
         }
 
@@ -131,7 +131,7 @@ class OpenAILLM(OpenAIBaseClient, NativeLLM):
         """
         return await self._agenerate_one(locals())
 
-    def _batch_context(self) -> Optional[Dict[str, Any]]:
+    def _batch_context(self) -> Any:
         """The `json_schema` response format of `self.structured_output`, if set."""
         return structured_output_format(self.structured_output)  # type: ignore[arg-type]
 
@@ -160,7 +160,7 @@ class OpenAILLM(OpenAIBaseClient, NativeLLM):
         if isinstance(input, tuple):
             input, structured_output = input
             if structured_output is not None:
-                response_format = _json_schema_format(structured_output)  # type: ignore[arg-type]
+                response_format = _json_schema_format(structured_output)
         body = {
             "model": self.model,
             "messages": input,
@@ -185,7 +185,7 @@ class OpenAILLM(OpenAIBaseClient, NativeLLM):
             body.update(parameters["extra_body"])
         return "chat", body
 
-    def offline_batch_generate(  # type: ignore[override]
+    def offline_batch_generate(
         self,
         inputs: Union[List[FormattedInput], None] = None,
         num_generations: int = 1,

@@ -34,7 +34,7 @@ class TogetherLLM(OpenAILLM):
     api_key: Optional[RuntimeParameter[SecretStr]] = Field(
         default_factory=lambda: os.getenv(_TOGETHER_API_KEY_ENV_VAR_NAME),
         description="The API key to authenticate the requests to the Together API.",
-    )
+    )  # type: ignore[assignment]  # pydantic turns the str into a SecretStr
 
     _api_key_env_var: str = PrivateAttr(_TOGETHER_API_KEY_ENV_VAR_NAME)
 

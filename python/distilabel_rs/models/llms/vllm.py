@@ -75,7 +75,7 @@ class ClientvLLM(OpenAILLM, MagpieChatTemplateMixin):
         return {**super()._client_settings(), "profile": PROVIDERS["vllm"].profile}
 
     @cached_property
-    def model_name(self) -> str:  # type: ignore[override]
+    def model_name(self) -> str:
         """The name of the model the vLLM server serves (its first model)."""
         models = json.loads(self._native_client().get("models"))
         return models["data"][0]["id"]
@@ -91,9 +91,7 @@ class ClientvLLM(OpenAILLM, MagpieChatTemplateMixin):
             The prompt to send to the server.
         """
         prompt: str = (
-            self._tokenizer.apply_chat_template(  # type: ignore[union-attr]
-                input, tokenize=False, add_generation_prompt=True
-            )
+            self._tokenizer.apply_chat_template(input, tokenize=False, add_generation_prompt=True)
             if input
             else ""
         )

@@ -32,7 +32,7 @@ _DISTILABEL_MIXIN = counterpart("models.mixins.magpie", "MagpieChatTemplateMixin
 _BASES: Tuple[type, ...] = _DISTILABEL_MIXIN or (BaseModel,)
 
 
-class MagpieChatTemplateMixin(*_BASES, validate_assignment=True):  # type: ignore[misc]
+class MagpieChatTemplateMixin(*_BASES, validate_assignment=True):  # type: ignore[misc,call-arg]
     """Adds the pre-query template that makes an instruct model write the next user turn
     (Magpie: "Alignment Data Synthesis from Scratch by Prompting Aligned LLMs with
     Nothing").
