@@ -1,6 +1,35 @@
 """Models, at the same import path as `distilabel.models`."""
 
-from distilabel_rs.models.llms import LLM, AsyncLLM, OpenAILLM
+from distilabel_rs.models.llms import (
+    LLM,
+    AsyncLLM,
+    CohereLLM,
+    LiteLLM,
+    LlamaCppLLM,
+    MixtureOfAgentsLLM,
+    MlxLLM,
+    OpenAILLM,
+    TransformersLLM,
+    VertexAILLM,
+    vLLM,
+)
+from distilabel_rs.models.mixins.cuda_device_placement import CudaDevicePlacementMixin
 from distilabel_rs.typing import GenerateOutput, HiddenState
 
-__all__ = ["LLM", "AsyncLLM", "GenerateOutput", "HiddenState", "OpenAILLM"]
+# In the order of distilabel's `__all__`.
+__all__ = [
+    "LLM",
+    "AsyncLLM",
+    "CohereLLM",
+    "CudaDevicePlacementMixin",
+    "GenerateOutput",
+    "HiddenState",
+    "LiteLLM",
+    "LlamaCppLLM",
+    "MixtureOfAgentsLLM",
+    "MlxLLM",
+    "OpenAILLM",
+    "TransformersLLM",
+    "VertexAILLM",
+    "vLLM",
+]
