@@ -139,8 +139,7 @@ class LiteLLM(AsyncLLM):
         force_timeout: Optional[int] = 600,
         custom_llm_provider: Optional[str] = None,
     ) -> GenerateOutput:
-        """Generates `num_generations` responses for the given input using the LiteLLM
-        async client.
+        """Generates `num_generations` responses for the input with LiteLLM's async client.
 
         Args:
             input: a single input in chat format to generate responses for.
