@@ -144,8 +144,7 @@ def test_num_generations_support_and_generation_parameters_match(name: str) -> N
     flag = "_num_generations_param_supported"
     if flag in theirs.__private_attributes__:
         assert (
-            ours.__private_attributes__[flag].default
-            == theirs.__private_attributes__[flag].default
+            ours.__private_attributes__[flag].default == theirs.__private_attributes__[flag].default
         )
     if name in NOT_INSTANTIABLE:
         return

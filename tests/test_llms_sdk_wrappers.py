@@ -163,7 +163,9 @@ def test_litellm_against_the_local_openai_compatible_server() -> None:
         ours.load()
         theirs = dl.LiteLLM(model="openai/test-model")
         theirs.load()
-        got = ours.generate([CHAT, CHAT2], num_generations=2, **{**kwargs, "api_base": server.base_url})
+        got = ours.generate(
+            [CHAT, CHAT2], num_generations=2, **{**kwargs, "api_base": server.base_url}
+        )
         expected = theirs.generate(
             [CHAT, CHAT2], num_generations=2, **{**kwargs, "api_base": reference.base_url}
         )
@@ -250,7 +252,12 @@ def test_vertexai_only_gemini_models(monkeypatch: pytest.MonkeyPatch) -> None:
     ("name", "kwargs", "blocked", "extra"),
     [
         ("LiteLLM", {"model": "m"}, ["litellm"], "litellm"),
-        ("VertexAILLM", {"model": "gemini-pro"}, ["vertexai", "vertexai.generative_models"], "vertexai"),
+        (
+            "VertexAILLM",
+            {"model": "gemini-pro"},
+            ["vertexai", "vertexai.generative_models"],
+            "vertexai",
+        ),
         ("CohereLLM", {"model": "m", "api_key": KEY}, ["cohere"], "cohere"),
     ],
 )
@@ -343,9 +350,7 @@ class CohereServer:
                         seen = server.failures.get(message, 0)
                         server.failures[message] = seen + 1
                     if seen < wanted:
-                        return self._send(
-                            429, b'{"message": "slow down"}', {"retry-after-ms": "1"}
-                        )
+                        return self._send(429, b'{"message": "slow down"}', {"retry-after-ms": "1"})
                 text = "" if "[[empty]]" in message else f"cohere: {message}"
                 answer = {
                     "text": text,

@@ -57,7 +57,9 @@ def module(name: str, **attributes: Any) -> types.ModuleType:
     return created
 
 
-def install(monkeypatch: pytest.MonkeyPatch, modules: Dict[str, Optional[types.ModuleType]]) -> None:
+def install(
+    monkeypatch: pytest.MonkeyPatch, modules: Dict[str, Optional[types.ModuleType]]
+) -> None:
     """Puts `modules` in `sys.modules` for the test (`None` makes an import fail)."""
     for name, value in modules.items():
         monkeypatch.setitem(sys.modules, name, value)
@@ -360,7 +362,5 @@ def fake_mlx(recorder: Recorder) -> Dict[str, types.ModuleType]:
 def fake_pynvml(device_count: int) -> Dict[str, types.ModuleType]:
     """`pynvml` reporting `device_count` CUDA devices."""
     return {
-        "pynvml": module(
-            "pynvml", nvmlInit=lambda: None, nvmlDeviceGetCount=lambda: device_count
-        )
+        "pynvml": module("pynvml", nvmlInit=lambda: None, nvmlDeviceGetCount=lambda: device_count)
     }
