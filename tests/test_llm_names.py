@@ -45,6 +45,8 @@ CONSTRUCT: Dict[str, Dict[str, Any]] = {
     "LlamaCppLLM": {},
     "ClientvLLM": {},
 }
+# Secrets distilabel dumps and distilabel_rs does not (COMPATIBILITY): class -> field.
+SECRETS_NOT_DUMPED = {"TransformersLLM": "token"}
 # Environment variables read by field defaults (API keys, base URLs, hosts, tokens...).
 _ENV = re.compile(r"API_KEY|BASE_URL|HOST|TOKEN|ENDPOINT|API_VERSION")
 
@@ -167,7 +169,10 @@ def test_runtime_parameters_and_dump_match(name: str) -> None:
     assert without_extras(mine.get_runtime_parameters_info()) == without_extras(
         reference.get_runtime_parameters_info()
     )
-    assert without_extras(mine.dump()) == without_extras(reference.dump())
+    expected = without_extras(reference.dump())
+    if name in SECRETS_NOT_DUMPED:
+        del expected[SECRETS_NOT_DUMPED[name]]
+    assert without_extras(mine.dump()) == expected
     assert mine.dump()["type_info"] == {
         "module": type(mine).__module__,
         "name": name,

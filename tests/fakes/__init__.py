@@ -311,6 +311,8 @@ def fake_vllm(recorder: Recorder) -> Dict[str, types.ModuleType]:
 
         def generate(self, prompts: List[str], sampling_params: Any, use_tqdm: bool) -> Any:
             params = dict(sampling_params.kwargs)
+            # A copy: the caller may change its list of processors afterwards.
+            params["logits_processors"] = list(params.get("logits_processors") or [])
             recorder.record(call="generate", prompts=prompts, use_tqdm=use_tqdm, **params)
             outputs = []
             for prompt in prompts:
@@ -342,7 +344,11 @@ def fake_mlx(recorder: Recorder) -> Dict[str, types.ModuleType]:
         return object(), FakeTokenizer()
 
     def generate(**kwargs: Any) -> str:
-        recorder.record(call="generate", **{k: v for k, v in kwargs.items() if k != "model"})
+        recorder.record(
+            call="generate",
+            **{k: v for k, v in kwargs.items() if k not in ("model", "tokenizer")},
+            tokenizer=type(kwargs["tokenizer"]).__name__,
+        )
         return f"mlx: {kwargs['prompt']}"
 
     def make_sampler(**kwargs: Any) -> Any:

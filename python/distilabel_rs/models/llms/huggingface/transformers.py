@@ -163,6 +163,15 @@ class TransformersLLM(LLM, MagpieChatTemplateMixin, CudaDevicePlacementMixin):
         """Returns the model name used for the LLM."""
         return self.model
 
+    def _model_dump(self, obj: Any, **kwargs: Any) -> Dict[str, Any]:
+        """The dump without `token` (like `api_key`: never written to a file; the loaded
+        object reads `HF_TOKEN` again). distilabel 1.5.3 dumps it, and `save(format="yaml")`
+        writes it in clear."""
+        dump = super()._model_dump(obj, **kwargs)
+        if obj is self:
+            dump.pop("token", None)
+        return dump
+
     def prepare_input(self, input: "StandardInput") -> str:
         """The prompt of a conversation: its chat template applied (with the Magpie
         pre-query template when enabled), or the first message's content if the tokenizer
