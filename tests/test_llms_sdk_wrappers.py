@@ -152,6 +152,8 @@ def test_litellm_validation_errors_match_distilabel(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
+# litellm's background logging task outlives the event loops it was started on.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_litellm_against_the_local_openai_compatible_server() -> None:
     """The real litellm (when installed: it is not in the test extra), through its
     `openai/` provider, against the project's mock server; calls match distilabel's."""
