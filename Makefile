@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/distilabel-rs/target
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-rust test-python lint format bench build-release clean
+.PHONY: help install demo test test-rust test-python test-engines lint format bench build-release clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,10 @@ test-rust: ## Rust core tests (no Python involved)
 
 test-python: ## Python tests, including the differential suite against distilabel 1.5.3
 	$(BIN)/python -m pytest tests -q
+
+test-engines: install ## Optional tier: installs torch + transformers (large) into .venv, runs TransformersLLM on a tiny CPU model
+	$(BIN)/pip install --quiet 'torch>=2.0.0' 'transformers>=4.34.1'
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/test_transformers_llm.py -q
 
 lint: install ## cargo fmt/clippy, ruff, mypy, and the native stub checked against the module
 	$(BIN)/pip install --quiet 'ruff>=0.6' 'mypy>=1.10'

@@ -1,4 +1,4 @@
-"""Models, at the same import path as `distilabel.models`."""
+"""Models, at the same import path as `distilabel.models` (its LLMs)."""
 
 from distilabel_rs.models.llms import (
     LLM,
@@ -6,23 +6,43 @@ from distilabel_rs.models.llms import (
     AsyncLLM,
     AzureOpenAILLM,
     ClientvLLM,
+    CohereLLM,
+    CudaDevicePlacementMixin,
+    GenerateOutput,
     GroqLLM,
+    HiddenState,
+    LiteLLM,
+    LlamaCppLLM,
     MistralLLM,
+    MixtureOfAgentsLLM,
+    MlxLLM,
     OpenAILLM,
     TogetherLLM,
+    TransformersLLM,
+    VertexAILLM,
+    vLLM,
 )
-from distilabel_rs.typing import GenerateOutput, HiddenState
 
+# In the order of distilabel's `__all__` (its image generation and embedding models aside).
 __all__ = [
     "LLM",
     "AnyscaleLLM",
     "AsyncLLM",
     "AzureOpenAILLM",
     "ClientvLLM",
+    "CohereLLM",
+    "CudaDevicePlacementMixin",
     "GenerateOutput",
     "GroqLLM",
     "HiddenState",
+    "LiteLLM",
+    "LlamaCppLLM",
     "MistralLLM",
+    "MixtureOfAgentsLLM",
+    "MlxLLM",
     "OpenAILLM",
     "TogetherLLM",
+    "TransformersLLM",
+    "VertexAILLM",
+    "vLLM",
 ]

@@ -1,5 +1,6 @@
 """Mixins of LLM classes, at the same import path as `distilabel.models.mixins`."""
 
+from distilabel_rs.models.mixins.cuda_device_placement import CudaDevicePlacementMixin
 from distilabel_rs.models.mixins.magpie import (
     MAGPIE_PRE_QUERY_TEMPLATES,
     MagpieAvailablePreQueryTemplates,
@@ -7,6 +8,7 @@ from distilabel_rs.models.mixins.magpie import (
 )
 
 __all__ = [
+    "CudaDevicePlacementMixin",
     "MAGPIE_PRE_QUERY_TEMPLATES",
     "MagpieAvailablePreQueryTemplates",
     "MagpieChatTemplateMixin",
