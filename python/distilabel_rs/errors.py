@@ -34,23 +34,23 @@ class DistilabelError(*counterpart("errors", "DistilabelError")):  # type: ignor
 
 class DistilabelUserError(
     DistilabelError,
-    *counterpart("errors", "DistilabelUserError"),
-    ValueError,  # type: ignore[misc]
+    *counterpart("errors", "DistilabelUserError"),  # type: ignore[misc]
+    ValueError,
 ):
     """A user mistake (a `ValueError`), with a documentation page."""
 
 
 class DistilabelTypeError(
     DistilabelError,
-    *counterpart("errors", "DistilabelTypeError"),
-    TypeError,  # type: ignore[misc]
+    *counterpart("errors", "DistilabelTypeError"),  # type: ignore[misc]
+    TypeError,
 ):
     """A wrong type (a `TypeError`), with a documentation page."""
 
 
 class DistilabelNotImplementedError(
     DistilabelError,
-    *counterpart("errors", "DistilabelNotImplementedError"),
-    NotImplementedError,  # type: ignore[misc]
+    *counterpart("errors", "DistilabelNotImplementedError"),  # type: ignore[misc]
+    NotImplementedError,
 ):
     """A missing feature (a `NotImplementedError`), with a documentation page."""

@@ -83,7 +83,7 @@ class CohereLLM(AsyncLLM):
         default_factory=lambda: os.getenv("COHERE_BASE_URL", "https://api.cohere.ai/v1"),
         description="The base URL to use for the Cohere API requests.",
     )
-    api_key: Optional[RuntimeParameter[SecretStr]] = Field(
+    api_key: Optional[RuntimeParameter[SecretStr]] = Field(  # type: ignore[assignment]
         default_factory=lambda: os.getenv(_COHERE_API_KEY_ENV_VAR_NAME),
         description="The API key to authenticate the requests to the Cohere API.",
     )
@@ -102,9 +102,9 @@ class CohereLLM(AsyncLLM):
 
     _num_generations_param_supported = False
 
-    _ChatMessage: Type["ChatMessage"] = PrivateAttr(...)
-    _aclient: "AsyncClient" = PrivateAttr(...)
-    _tokenizer: "Tokenizer" = PrivateAttr(...)
+    _ChatMessage: Type["ChatMessage"] = PrivateAttr(...)  # type: ignore[assignment]
+    _aclient: "AsyncClient" = PrivateAttr(...)  # type: ignore[assignment]
+    _tokenizer: "Tokenizer" = PrivateAttr(...)  # type: ignore[assignment]
 
     @property
     def model_name(self) -> str:
@@ -157,7 +157,7 @@ class CohereLLM(AsyncLLM):
             )
             self._aclient = result.get("client")  # type: ignore[assignment]
             if structured_output := result.get("structured_output"):
-                self.structured_output = structured_output
+                self.structured_output = structured_output  # type: ignore[assignment]
 
     def _is_retryable(self, error: BaseException) -> bool:
         """Cohere's rate-limit, timeout and 5xx errors are retried, and so are timeouts and
@@ -200,8 +200,8 @@ class CohereLLM(AsyncLLM):
         message = None
         chat_history = []
         for item in input:
-            role = item["role"]  # type: ignore[index]
-            content = item["content"]  # type: ignore[index]
+            role = item["role"]  # type: ignore[call-overload, index, typeddict-item]
+            content = item["content"]  # type: ignore[call-overload, index, typeddict-item]
             if role == "system":
                 system = content
             elif role == "user":

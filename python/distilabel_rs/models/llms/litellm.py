@@ -68,7 +68,7 @@ class LiteLLM(AsyncLLM):
         description="The structured output format to use across all the generations.",
     )
 
-    _aclient: Optional[Callable] = PrivateAttr(...)
+    _aclient: Optional[Callable] = PrivateAttr(...)  # type: ignore[assignment]
 
     def load(self) -> None:
         """Imports litellm and takes its `acompletion` (wrapped by `instructor` when
@@ -102,7 +102,7 @@ class LiteLLM(AsyncLLM):
             )
             self._aclient = result.get("client").messages.create  # type: ignore[union-attr]
             if structured_output := result.get("structured_output"):
-                self.structured_output = structured_output
+                self.structured_output = structured_output  # type: ignore[assignment]
 
     @property
     def model_name(self) -> str:

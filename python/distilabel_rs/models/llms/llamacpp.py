@@ -306,7 +306,7 @@ class LlamaCppLLM(LLM, MagpieChatTemplateMixin):
                 # An outlines processor keeps its state machine across calls: a fresh one
                 # per generation (as distilabel does).
                 if structured_output:
-                    self._logits_processor = self._prepare_structured_output(structured_output)  # type: ignore[assignment]
+                    self._logits_processor = self._prepare_structured_output(structured_output)  # type: ignore[arg-type, assignment]
                 arguments = (
                     input,
                     max_new_tokens,

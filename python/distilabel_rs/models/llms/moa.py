@@ -220,7 +220,7 @@ class MixtureOfAgentsLLM(AsyncLLM):
         self._logger.debug("Aggregating outputs in MoA")
         aggregator_inputs = self._with_references(inputs, prev_outputs)
         if isinstance(self.aggregator_llm, _ASYNC_LLM_CLASSES):
-            return await self.aggregator_llm._agenerate(
+            return await self.aggregator_llm._agenerate(  # type: ignore[attr-defined]
                 inputs=aggregator_inputs, num_generations=num_generations, **aggregator_llm_kwargs
             )
         return self.aggregator_llm.generate(

@@ -142,7 +142,7 @@ class vLLM(LLM, MagpieChatTemplateMixin, CudaDevicePlacementMixin):
     )
 
     _model: "_vLLM" = PrivateAttr(None)
-    _tokenizer: "PreTrainedTokenizer" = PrivateAttr(None)
+    _tokenizer: "PreTrainedTokenizer" = PrivateAttr(None)  # type: ignore[assignment]
     _structured_output_logits_processor: Optional[Callable] = PrivateAttr(default=None)
 
     def load(self) -> None:
@@ -228,7 +228,7 @@ class vLLM(LLM, MagpieChatTemplateMixin, CudaDevicePlacementMixin):
         if isinstance(input, str):
             return input
         prompt: str = (
-            self._tokenizer.apply_chat_template(
+            self._tokenizer.apply_chat_template(  # type: ignore[assignment]
                 input,  # type: ignore[arg-type]
                 tokenize=False,
                 add_generation_prompt=True,
@@ -348,7 +348,7 @@ class vLLM(LLM, MagpieChatTemplateMixin, CudaDevicePlacementMixin):
                     " be used."
                 )
             if structured_output is not None:
-                logits_processors.append(self._prepare_structured_output(structured_output))
+                logits_processors.append(self._prepare_structured_output(structured_output))  # type: ignore[arg-type]
 
             sampling_params = SamplingParams(
                 n=num_generations,

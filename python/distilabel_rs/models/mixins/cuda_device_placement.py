@@ -95,7 +95,7 @@ class CudaDevicePlacementMixin(*_BASES):  # type: ignore[misc]
     _available_cuda_devices: List[int] = PrivateAttr(default_factory=list)
     _can_check_cuda_devices: bool = PrivateAttr(default=False)
 
-    _logger: "Logger" = PrivateAttr(None)
+    _logger: "Logger" = PrivateAttr(None)  # type: ignore[assignment]
 
     def load(self) -> None:
         """Assigns the CUDA devices (through `CUDA_VISIBLE_DEVICES`), unless disabled.
@@ -179,7 +179,7 @@ class CudaDevicePlacementMixin(*_BASES):  # type: ignore[misc]
                     )
             else:
                 self._check_cuda_devices(device_map)
-            device_map[self._llm_identifier] = self.cuda_devices  # type: ignore[index]
+            device_map[self._llm_identifier] = self.cuda_devices  # type: ignore[assignment, index]
         if self.cuda_devices == "auto":
             self.cuda_devices = []
         self._set_cuda_visible_devices()

@@ -94,13 +94,13 @@ class TransformersLLM(LLM, MagpieChatTemplateMixin, CudaDevicePlacementMixin):
     chat_template: Optional[str] = None
     device: Optional[Union[str, int]] = None
     device_map: Optional[Union[str, Dict[str, Any]]] = None
-    token: Optional[SecretStr] = Field(default_factory=lambda: os.getenv(HF_TOKEN_ENV_VAR))
+    token: Optional[SecretStr] = Field(default_factory=lambda: os.getenv(HF_TOKEN_ENV_VAR))  # type: ignore[assignment]
     structured_output: Optional[RuntimeParameter[OutlinesStructuredOutputType]] = Field(
         default=None,
         description="The structured output format to use across all the generations.",
     )
 
-    _pipeline: Optional["Pipeline"] = PrivateAttr(...)
+    _pipeline: Optional["Pipeline"] = PrivateAttr(...)  # type: ignore[assignment]
     _prefix_allowed_tokens_fn: Union[Callable, None] = PrivateAttr(default=None)
     _logits_processor: Union[Callable, None] = PrivateAttr(default=None)
 
@@ -187,7 +187,7 @@ class TransformersLLM(LLM, MagpieChatTemplateMixin, CudaDevicePlacementMixin):
         if tokenizer.chat_template is None:  # type: ignore[union-attr]
             return input[0]["content"]  # type: ignore[return-value]
         prompt: str = (
-            tokenizer.apply_chat_template(  # type: ignore[union-attr]
+            tokenizer.apply_chat_template(  # type: ignore[assignment, union-attr]
                 input,  # type: ignore[arg-type]
                 tokenize=False,
                 add_generation_prompt=True,
