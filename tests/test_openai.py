@@ -340,10 +340,12 @@ def test_ten_thousand_requests_in_flight() -> None:
         base_url = server.stdout.readline().strip()
         llm = OpenAILLM(model="m", base_url=base_url, api_key="k", max_concurrency=None, timeout=60)
         llm.load()
-        inputs = [[{"role": "user", "content": f"[[sleep_ms=4000]] {i}"}] for i in range(10_000)]
+        # Each answer waits until all 10,000 requests are in flight (the test does not depend
+        # on how fast the machine opens connections); with a limit they never would be.
+        inputs = [[{"role": "user", "content": f"[[hold=10000]] {i}"}] for i in range(10_000)]
         out = llm.generate(inputs)
         assert [o["generations"][0] for o in out[:3]] == [
-            f"echo: [[sleep_ms=4000]] {i}" for i in range(3)
+            f"echo: [[hold=10000]] {i}" for i in range(3)
         ]
         assert all(o["generations"][0].endswith(f" {i}") for i, o in enumerate(out))
         server.stdin.close()

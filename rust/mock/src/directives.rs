@@ -7,6 +7,9 @@ use serde_json::Value;
 
 use crate::{Reply, State, locked, reply_json};
 
+/// The longest a `hold=N` request waits for the others.
+const HOLD_LIMIT: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Directives {
     pub status: Option<u16>,
@@ -15,6 +18,7 @@ pub(crate) struct Directives {
     pub retry_after_ms: Option<String>,
     pub ratelimit_reset: Option<String>,
     pub sleep_ms: Option<u64>,
+    pub hold: Option<usize>,
     pub malformed: bool,
     pub truncated: bool,
     pub expire: bool,
@@ -38,6 +42,7 @@ pub(crate) fn directives(text: &str) -> Directives {
             "retry_after_ms" => found.retry_after_ms = Some(value.to_owned()),
             "ratelimit_reset" => found.ratelimit_reset = Some(value.to_owned()),
             "sleep_ms" => found.sleep_ms = value.parse().ok(),
+            "hold" => found.hold = value.parse().ok(),
             "malformed" => found.malformed = true,
             "truncated" => found.truncated = true,
             "expire" => found.expire = true,
@@ -101,6 +106,11 @@ pub(crate) async fn run(
     let script = directives(text);
     if let Some(ms) = script.sleep_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if let Some(count) = script.hold {
+        let mut peak = state.peak_in_flight.subscribe();
+        // At the limit the request is answered anyway (the test then sees the peak).
+        let _ = tokio::time::timeout(HOLD_LIMIT, peak.wait_for(|peak| *peak >= count)).await;
     }
     if let Some(status) = script.status {
         let attempt = {

@@ -9,6 +9,8 @@
 //!   defaults to every attempt), with the API's own error body; `retry_after=0.5`,
 //!   `retry_after_ms=250` and `ratelimit_reset=1s` add the matching headers;
 //! - `sleep_ms=200`: wait before answering;
+//! - `hold=N`: wait until N requests are being answered at once (at most 60 s), so that
+//!   tests of concurrency do not depend on how fast the machine is;
 //! - `malformed`: a 200 whose body is not JSON; `truncated`: a 200 whose JSON is cut short;
 //! - `content=...`: answer this content (underscores become spaces) instead of the echo.
 //!
@@ -56,17 +58,34 @@ pub struct RecordedRequest {
     pub authorization: Option<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct State {
     requests: AtomicUsize,
     in_flight: AtomicUsize,
-    peak_in_flight: AtomicUsize,
+    /// The most requests answered at once so far; `hold=N` waits for it to reach N (it only
+    /// grows, so no waiter can miss the moment).
+    pub(crate) peak_in_flight: watch::Sender<usize>,
     /// Attempts per request text (for `times=`) and other per-key counters.
     pub(crate) attempts: Mutex<HashMap<String, u32>>,
     recorded: Mutex<Option<Vec<RecordedRequest>>>,
     pub(crate) files: Mutex<HashMap<String, Bytes>>,
     pub(crate) batches: Mutex<HashMap<String, batch::MockBatch>>,
     pub(crate) next_id: AtomicUsize,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            requests: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            peak_in_flight: watch::Sender::new(0),
+            attempts: Mutex::default(),
+            recorded: Mutex::default(),
+            files: Mutex::default(),
+            batches: Mutex::default(),
+            next_id: AtomicUsize::new(0),
+        }
+    }
 }
 
 pub(crate) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -207,7 +226,7 @@ impl MockServer {
 
     /// The most requests that were being answered at once.
     pub fn peak_in_flight(&self) -> usize {
-        self.state.peak_in_flight.load(Ordering::Relaxed)
+        *self.state.peak_in_flight.borrow()
     }
 
     /// Ids of the batches created so far, oldest first.
@@ -252,7 +271,11 @@ struct InFlight<'a>(&'a State);
 impl<'a> InFlight<'a> {
     fn enter(state: &'a State) -> Self {
         let now = state.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-        state.peak_in_flight.fetch_max(now, Ordering::Relaxed);
+        state.peak_in_flight.send_if_modified(|peak| {
+            let higher = now > *peak;
+            *peak = (*peak).max(now);
+            higher
+        });
         Self(state)
     }
 }

@@ -139,9 +139,10 @@ impl NativeClient {
     /// generation.
     fn get(&self, py: Python<'_>, path: &str) -> PyResult<String> {
         let client = Arc::clone(&self.inner);
-        let body = block_on(py, async move {
-            client.call(Method::GET, path, None).await
-        })?
+        let body = block_on(
+            py,
+            async move { client.call(Method::GET, path, None).await },
+        )?
         .map_err(IntoPyErr::into_pyerr)?;
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
