@@ -161,6 +161,10 @@ class AnthropicLLM(NativeLLM):
             "max_retries": self.max_retries,
         }
 
+    # The docstring's `Args` texts are distilabel's: pipelines show them as the descriptions
+    # of the generation kwargs (and a description paragraph would hide them from distilabel's
+    # docstring parser). A leading system message becomes `system`; `temperature` is always
+    # sent, the other options only when set.
     @validate_call
     async def agenerate(  # type: ignore[override]
         self,
@@ -171,20 +175,19 @@ class AnthropicLLM(NativeLLM):
         top_p: Union[float, None] = None,
         top_k: Union[int, None] = None,
     ) -> GenerateOutput:
-        """Generates one response for one input (a conversation, or a conversation with its
-        structured output); a leading system message becomes the `system` prompt.
+        """Generates one response for one input, through the Messages API (in Rust).
 
         Args:
-            input: the input.
-            max_tokens: the most tokens the response may have.
-            stop_sequences: sequences that stop the generation.
-            temperature: the sampling temperature (always sent, as distilabel does).
-            top_p: the nucleus sampling probability (not sent when `None`).
-            top_k: sample only from the `top_k` most likely tokens (not sent when `None`).
+            input: a single input in chat format to generate responses for.
+            max_tokens: the maximum number of new tokens that the model will generate. Defaults to `128`.
+            stop_sequences: custom text sequences that will cause the model to stop generating. Defaults to `NOT_GIVEN`.
+            temperature: the temperature to use for the generation. Set only if top_p is None. Defaults to `1.0`.
+            top_p: the top-p value to use for the generation. Defaults to `NOT_GIVEN`.
+            top_k: the top-k value to use for the generation. Defaults to `NOT_GIVEN`.
 
         Returns:
             The generation with its statistics.
-        """
+        """  # noqa: E501
         arguments = locals()
         if self._aclient is not None:
             return await self._agenerate_with_client(arguments)
