@@ -330,7 +330,7 @@ class NativeLLM(AsyncLLM):
         one generation is asked for; with `only`, just those custom ids (rows to submit
         again)."""
         per_generation = not self._num_generations_param_supported and num_generations > 1
-        rows: List[Tuple[str, "FormattedInput"]] = []
+        rows: List[Tuple[str, FormattedInput]] = []
         for index, input in enumerate(inputs):
             if not per_generation:
                 rows.append((str(index), input))

@@ -41,7 +41,7 @@ _STRUCTURED_OUTPUT_PAGE = "sections/how_to_guides/advanced/structured_generation
 def _tool_format(structured_output: Dict[str, Any]) -> Dict[str, Any]:
     """`tools` and `tool_choice` making the model answer with JSON that follows the schema
     of `structured_output` (the input of the one tool it is made to call)."""
-    schema = structured_output.get("schema")
+    schema: Any = structured_output.get("schema")
     if inspect.isclass(schema) and issubclass(schema, BaseModel):
         schema = schema.model_json_schema()
     elif isinstance(schema, str):
@@ -87,7 +87,7 @@ class AnthropicLLM(NativeLLM):
     api_key: Optional[RuntimeParameter[SecretStr]] = Field(
         default_factory=lambda: os.getenv(_ANTHROPIC_API_KEY_ENV_VAR_NAME),
         description="The API key to authenticate the requests to the Anthropic API.",
-    )
+    )  # type: ignore
     timeout: RuntimeParameter[float] = Field(
         default=600.0,
         description="The maximum time in seconds to wait for a response from the API.",
@@ -157,7 +157,7 @@ class AnthropicLLM(NativeLLM):
             "base_url": self.base_url or _DEFAULT_BASE_URL,
             "profile": PROVIDERS["anthropic"].profile,
             "api_key": self.api_key.get_secret_value(),
-            "timeout": float(self.timeout),
+            "timeout": float(self.timeout),  # type: ignore[arg-type]
             "max_retries": self.max_retries,
         }
 
@@ -298,8 +298,9 @@ class AnthropicLLM(NativeLLM):
     ) -> List[GenerateOutput]:
         """Generates through Message Batches (half the price, results within 24 h).
 
-        The first call sends the requests — one per input and generation (custom ids
-        `"{input}-{generation}"`), in batches split at the API's limits (100,000 requests
+        The first call sends the requests — one per input (custom id `"<input>"`), or per
+        input and generation (`"<input>-<generation>"`) when `num_generations > 1` — in
+        batches split at the API's limits (100,000 requests
         and 256 MB) — stores the batch ids in `jobs_ids` and raises
         `DistilabelOfflineBatchGenerationNotFinishedException`. Later calls (in this or
         another process: the batch ids are enough) raise it again while a batch runs,
@@ -355,6 +356,6 @@ def _client_generation(completion: Any) -> Optional[str]:
     return None
 
 
-def _client_statistics(completion: Any) -> Dict[str, List[int]]:
+def _client_statistics(completion: Any) -> Dict[str, Any]:
     usage = completion.usage
     return {"input_tokens": [usage.input_tokens], "output_tokens": [usage.output_tokens]}
