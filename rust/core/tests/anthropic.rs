@@ -289,3 +289,54 @@ async fn an_unwritable_store_fails_before_anything_is_created() {
     assert_eq!(server.requests(), 0);
     let _ = std::fs::remove_file(file);
 }
+
+async fn list(client: &Arc<Client<AnyProvider>>, query: &str) -> Value {
+    let body = client
+        .call(
+            reqwest::Method::GET,
+            &format!("v1/messages/batches{query}"),
+            None,
+        )
+        .await
+        .expect("list");
+    serde_json::from_slice(&body).expect("json")
+}
+
+#[tokio::test]
+async fn the_mock_lists_and_deletes_batches() {
+    let server = MockServer::start(false).await.expect("server");
+    let dir = store("list");
+    let client = client(&server, json!({"batch": {"store_dir": dir}}));
+    let jobs = jobs(&client);
+    let mut ids = Vec::new();
+    for text in ["a", "b", "c"] {
+        ids.extend(
+            jobs.submit(rows(&jobs, &[text]), "", &json!({}))
+                .await
+                .expect("submit"),
+        );
+    }
+    let page = list(&client, "?limit=2").await;
+    let listed: Vec<&str> = page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|batch| batch["id"].as_str())
+        .collect();
+    assert_eq!(listed, vec![ids[2].as_str(), ids[1].as_str()]); // newest first
+    assert_eq!(page["has_more"], true);
+    let rest = list(&client, &format!("?after_id={}", ids[1])).await;
+    assert_eq!(rest["data"][0]["id"], ids[0].as_str());
+    assert_eq!(rest["has_more"], false);
+    // Only an ended batch can be deleted.
+    let path = format!("v1/messages/batches/{}", ids[0]);
+    let refused = client.call(reqwest::Method::DELETE, &path, None).await;
+    assert!(matches!(refused, Err(ApiError::Status { status: 400, .. })));
+    wait(&jobs, &ids[..1]).await;
+    let deleted = client
+        .call(reqwest::Method::DELETE, &path, None)
+        .await
+        .expect("delete");
+    assert!(String::from_utf8_lossy(&deleted).contains("message_batch_deleted"));
+    let _ = std::fs::remove_dir_all(dir);
+}
