@@ -265,7 +265,7 @@ def test_groq_offline_batch_with_several_generations(server: Any) -> None:
     upload = server.recorded_requests()[0]
     assert upload["path"] == "/openai/v1/files"
     rows = [json.loads(line) for line in upload["body"].splitlines() if line.startswith("{")]
-    assert [row["custom_id"] for row in rows] == ["0.0", "0.1", "1.0", "1.1"]
+    assert [row["custom_id"] for row in rows] == ["0-0", "0-1", "1-0", "1-1"]
     assert all("n" not in row["body"] and row["body"]["temperature"] == 0.5 for row in rows)
     # Collected from the job ids alone, by a new object.
     fresh = rs.GroqLLM(model="llama", base_url=server.origin, api_key=KEY, jobs_ids=jobs_ids)

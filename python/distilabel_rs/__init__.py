@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         RuntimeParametersMixin,
         RuntimeParametersModelMixin,
     )
+    from distilabel_rs.models.llms.anthropic import AnthropicLLM
     from distilabel_rs.models.llms.base import LLM, AsyncLLM, merge_responses
     from distilabel_rs.models.llms.openai import OpenAILLM
     from distilabel_rs.typing import FormattedInput, GenerateOutput
@@ -38,6 +39,7 @@ _EXPORTS = {
     "AsyncLLM": "distilabel_rs.models.llms.base",
     "merge_responses": "distilabel_rs.models.llms.base",
     "OpenAILLM": "distilabel_rs.models.llms.openai",
+    "AnthropicLLM": "distilabel_rs.models.llms.anthropic",
     "DistilabelError": "distilabel_rs.errors",
     "DistilabelNotImplementedError": "distilabel_rs.errors",
     "DistilabelTypeError": "distilabel_rs.errors",
@@ -54,6 +56,7 @@ _EXPORTS = {
 
 __all__ = [
     "LLM",
+    "AnthropicLLM",
     "AsyncLLM",
     "DistilabelError",
     "DistilabelException",

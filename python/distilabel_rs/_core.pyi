@@ -170,7 +170,8 @@ class BatchJobs:
         """`(custom_id, endpoint, body)` requests (or rows as bytes) as jobs split at the
         API's limits; returns the job ids."""
     def check(self, job_ids: Sequence[str], *, raw: bool = False) -> dict[str, Any]:
-        """`running`, `counts`, `results` by custom_id, `submitted`, `unfinished` rows."""
+        """`running`, `counts`, `results` by custom_id, `failed` and `submitted` custom ids,
+        `unfinished` rows, `lost` custom ids (undone rows the API cannot give back)."""
     def cancel(self, job_ids: Sequence[str]) -> None: ...
 
 @final

@@ -24,7 +24,8 @@ class ProviderSpec(NamedTuple):
     description: str
 
 
-# The profile fields are those of `rust/core/src/providers/openai/mod.rs` (`OpenAi`).
+# The profile fields are those of `rust/core/src/providers/openai/mod.rs` (`OpenAi`), and for
+# the "anthropic" kind those of `rust/core/src/providers/anthropic/mod.rs` (`Anthropic`).
 _NO_BATCH_API: Dict[str, Any] = {"batch": None}
 
 PROVIDERS: Dict[str, ProviderSpec] = {
@@ -87,6 +88,18 @@ PROVIDERS: Dict[str, ProviderSpec] = {
         api_key_env="MISTRAL_API_KEY",
         mock_path="",
         description="Mistral AI (OpenAI-shaped chat at /v1/chat/completions, no `n`)",
+    ),
+    "anthropic": ProviderSpec(
+        kind="anthropic",
+        # Messages API; no `n`; Message Batches for --batch-api (split at 100,000 requests
+        # and 256 MB).
+        profile={},
+        default_base_url="https://api.anthropic.com",
+        base_url_env="ANTHROPIC_BASE_URL",
+        api_key_env="ANTHROPIC_API_KEY",
+        mock_path="",
+        description="Anthropic Messages API (no `n`; max_tokens defaults to 1024; a leading"
+        " system message becomes `system`; --batch-api: Message Batches)",
     ),
     "vllm": ProviderSpec(
         kind="openai",

@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 from distilabel_rs import _core
 from distilabel_rs._providers import PROVIDERS
@@ -236,15 +236,15 @@ def _batch(args: argparse.Namespace, client: Any) -> int:
                 )
                 _core.wait_between_polls(args.poll_interval)
                 continue
-            if state["unfinished"]:
-                more = jobs.submit(
-                    state["unfinished"], name="distilabel-rs", metadata=_BATCH_METADATA
-                )
+            unfinished = list(state["unfinished"])
+            if state["lost"]:
+                # The API keeps no copy of these requests: INPUT has them.
+                unfinished.extend(_rows_from_input(args, client, jobs, set(state["lost"])))
+            if unfinished:
+                more = jobs.submit(unfinished, name="distilabel-rs", metadata=_BATCH_METADATA)
                 jobs_ids = [*jobs_ids, *more]
                 _save_jobs(state_path, jobs_ids)
-                print(
-                    f"resubmitted {len(state['unfinished'])} unfinished requests", file=sys.stderr
-                )
+                print(f"resubmitted {len(unfinished)} unfinished requests", file=sys.stderr)
                 continue
             break
     except KeyboardInterrupt:
@@ -254,12 +254,11 @@ def _batch(args: argparse.Namespace, client: Any) -> int:
     if os.path.exists(args.output):
         with open(args.output) as existing:
             done = {json.loads(line)["custom_id"] for line in existing if line.endswith("\n")}
-    failures = 0
+    # Requests INPUT no longer has, among those the API could not give back, are failures
+    # without a result line.
+    failures = len(state["failed"]) + len(state["lost"])
     with open(args.output, "a") as output:
         for custom_id, line in state["results"].items():
-            row = json.loads(line)
-            response = row.get("response") or {}
-            failures += response.get("status_code") != 200
             if custom_id not in done:
                 output.write(line.rstrip("\n") + "\n")
     print(
@@ -267,6 +266,23 @@ def _batch(args: argparse.Namespace, client: Any) -> int:
         file=sys.stderr,
     )
     return EXIT_OK if not failures else EXIT_FAILED_REQUESTS
+
+
+def _rows_from_input(
+    args: argparse.Namespace, client: Any, jobs: Any, custom_ids: Set[str]
+) -> List[bytes]:
+    """The batch rows of `custom_ids`, read again from INPUT by the same parser."""
+    try:
+        rows, _ = _core.batch_rows_from_file(
+            client, jobs, args.input, defaults=_defaults(args), skip_malformed=True
+        )
+    except OSError as e:
+        _error(f"cannot read {args.input} again to resubmit {len(custom_ids)} requests: {e}")
+        return []
+    found = [row for row in rows if json.loads(row)["custom_id"] in custom_ids]
+    if len(found) < len(custom_ids):
+        _error(f"{len(custom_ids) - len(found)} unfinished requests are no longer in {args.input}")
+    return found
 
 
 def _save_jobs(path: str, jobs_ids: List[str]) -> None:

@@ -2,6 +2,7 @@
 
 from distilabel_rs.models.llms import (
     LLM,
+    AnthropicLLM,
     AnyscaleLLM,
     AsyncLLM,
     AzureOpenAILLM,
@@ -26,6 +27,7 @@ from distilabel_rs.models.llms import (
 # In the order of distilabel's `__all__` (its image generation and embedding models aside).
 __all__ = [
     "LLM",
+    "AnthropicLLM",
     "AnyscaleLLM",
     "AsyncLLM",
     "AzureOpenAILLM",

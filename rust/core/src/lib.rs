@@ -11,7 +11,7 @@
 //! - [`limits`]: token buckets, jitter, the retry policy and the one set of client defaults.
 //! - [`http`]: the provider-neutral HTTP layer (client, admission, retries, dispatch of many
 //!   online requests, errors, completions) and the [`http::Provider`] trait.
-//! - [`providers`]: one folder per API (OpenAI and its compatible profiles...).
+//! - [`providers`]: one folder per API (OpenAI and its compatible profiles, Anthropic...).
 //! - [`batch_jobs`]: offline generation through a provider's Batch API, provider-neutral.
 //! - [`generate_job`]: the `distilabel-rs generate` command's streaming, resumable job.
 //! - [`runtime`]: the per-process tokio runtime.

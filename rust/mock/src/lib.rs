@@ -15,12 +15,14 @@
 //! - `content=...`: answer this content (underscores become spaces) instead of the echo.
 //!
 //! One module per API: [`openai`] (chat, completions, models: OpenAI, Azure, Groq,
-//! Together, vLLM...) and `batch` (OpenAI-format Files and Batches). A new API is a module
-//! with a `route` function and one line in `route` below.
+//! Together, vLLM...), `batch` (OpenAI-format Files and Batches) and `anthropic` (Messages
+//! and Message Batches). A new API is a module with a `route` function and one line in
+//! `route` below.
 //!
 //! The server counts requests and the most it saw in flight at once, and can record every
 //! request (method, path, query, headers, body).
 
+mod anthropic;
 mod batch;
 mod directives;
 pub mod openai;
@@ -70,7 +72,10 @@ pub(crate) struct State {
     recorded: Mutex<Option<Vec<RecordedRequest>>>,
     pub(crate) files: Mutex<HashMap<String, Bytes>>,
     pub(crate) batches: Mutex<HashMap<String, batch::MockBatch>>,
+    pub(crate) message_batches: Mutex<HashMap<String, anthropic::MockMessageBatch>>,
     pub(crate) next_id: AtomicUsize,
+    /// Serving HTTPS (for the absolute URLs the server hands out).
+    pub(crate) tls: bool,
 }
 
 impl Default for State {
@@ -133,6 +138,9 @@ pub(crate) fn reply_bytes(status: u16, content_type: &'static str, body: Bytes) 
 
 /// The API a request is for, by path; the first route that answers wins.
 async fn route(state: &State, call: &Call<'_>) -> Reply {
+    if let Some(answer) = anthropic::route(state, call).await {
+        return answer;
+    }
     if let Some(answer) = batch::route(state, call) {
         return answer;
     }
@@ -168,7 +176,10 @@ impl MockServer {
             .transpose()?;
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let address = listener.local_addr()?;
-        let state = Arc::new(State::default());
+        let state = Arc::new(State {
+            tls: tls.is_some(),
+            ..State::default()
+        });
         if record {
             *locked(&state.recorded) = Some(Vec::new());
         }
@@ -232,6 +243,7 @@ impl MockServer {
     /// Ids of the batches created so far, oldest first.
     pub fn batch_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = locked(&self.state.batches).keys().cloned().collect();
+        ids.extend(locked(&self.state.message_batches).keys().cloned());
         ids.sort_by_key(|id| id.rsplit('_').next().and_then(|n| n.parse::<usize>().ok()));
         ids
     }

@@ -76,9 +76,11 @@ impl BatchJobs {
     }
 
     /// Where the jobs stand: `{"running", "counts": (total, completed, failed), "results":
-    /// {custom_id: GenerateOutput | error message}, "submitted": [custom_id], "unfinished":
-    /// [row as bytes]}` (results only once none is running). With `raw`, each result is the
-    /// API's own result line instead.
+    /// {custom_id: GenerateOutput | error message}, "failed": [custom_id], "submitted":
+    /// [custom_id], "unfinished": [row as bytes], "lost": [custom_id]}` (results only once
+    /// none is running; `lost`: rows left undone whose requests the API cannot give back,
+    /// to rebuild from the inputs). With `raw`, each result is the API's own result line
+    /// instead.
     #[pyo3(signature = (job_ids, *, raw = false))]
     fn check<'py>(
         &self,
@@ -99,8 +101,13 @@ impl BatchJobs {
         let results = PyDict::new(py);
         let unfinished = PyList::empty(py);
         let submitted = PyList::empty(py);
+        let failed = PyList::empty(py);
+        let lost = PyList::empty(py);
         if let Some(collected) = collected {
             for (custom_id, row) in &collected.rows {
+                if matches!(row, RowResult::Failed(_)) {
+                    failed.append(custom_id)?;
+                }
                 if raw {
                     if let Some(line) = collected.raw.get(custom_id) {
                         results.set_item(custom_id, line)?;
@@ -120,10 +127,15 @@ impl BatchJobs {
             for custom_id in &collected.submitted {
                 submitted.append(custom_id)?;
             }
+            for custom_id in &collected.lost {
+                lost.append(custom_id)?;
+            }
         }
         answer.set_item("results", results)?;
         answer.set_item("unfinished", unfinished)?;
         answer.set_item("submitted", submitted)?;
+        answer.set_item("failed", failed)?;
+        answer.set_item("lost", lost)?;
         Ok(answer)
     }
 

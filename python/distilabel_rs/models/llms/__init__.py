@@ -1,5 +1,6 @@
 """LLMs, at the same import path as `distilabel.models.llms`."""
 
+from distilabel_rs.models.llms.anthropic import AnthropicLLM
 from distilabel_rs.models.llms.anyscale import AnyscaleLLM
 from distilabel_rs.models.llms.azure import AzureOpenAILLM
 from distilabel_rs.models.llms.base import LLM, AsyncLLM
@@ -21,6 +22,7 @@ from distilabel_rs.typing import GenerateOutput, HiddenState
 # In the order of distilabel's `__all__`.
 __all__ = [
     "LLM",
+    "AnthropicLLM",
     "AnyscaleLLM",
     "AsyncLLM",
     "AzureOpenAILLM",

@@ -29,6 +29,7 @@ from typing import (
     List,
     Optional,
     Sequence,
+    Set,
     Tuple,
 )
 
@@ -57,6 +58,10 @@ _VALIDATORS: Dict[type, Callable[..., Dict[str, Any]]] = {}
 # How often a synchronous `generate()` wakes up to check Ctrl-C and report progress.
 _WAIT_SLICE_SECONDS = 0.1
 _MISSING_RESULT = "No result for this input in the batch jobs."
+_LOST_RESULT = (
+    "The request was not run before its batch expired or was cancelled, and the API keeps no"
+    " copy of it: pass the same `inputs` to `offline_batch_generate` to submit it again."
+)
 
 
 class NativeLLM(AsyncLLM):
@@ -303,22 +308,39 @@ class NativeLLM(AsyncLLM):
         `error`). The job ids alone are enough, in any process.
 
         A provider without `n` gets one row per input and generation (custom ids
-        `"<input>.<generation>"`), grouped back per input as the online path does."""
+        `"<input>-<generation>"`: Anthropic allows only letters, digits, `_` and `-`),
+        grouped back per input as the online path does."""
         if self.jobs_ids:
-            return self._collect_batch_results(inputs, num_generations)
+            return self._collect_batch_results(inputs, num_generations, request)
         if inputs is None:
             raise ValueError("No `inputs` were provided and no `jobs_ids` were found.")
-        per_generation = not self._num_generations_param_supported and num_generations > 1
-        requests = []
-        for index, input in enumerate(inputs):
-            if not per_generation:
-                requests.append((str(index), *request(input)))
-                continue
-            requests.extend(
-                (f"{index}.{generation}", *request(input)) for generation in range(num_generations)
-            )
+        requests = self._batch_requests(inputs, num_generations, request)
         self.jobs_ids = tuple(self._submit_batch(requests))
         raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids or ())
+
+    def _batch_requests(
+        self,
+        inputs: List["FormattedInput"],
+        num_generations: int,
+        request: Callable[["FormattedInput"], Request],
+        only: Optional[Set[str]] = None,
+    ) -> List[Tuple[str, str, Dict[str, Any]]]:
+        """`(custom_id, endpoint, body)` per input (custom id `"<input>"`), or per input
+        and generation (`"<input>-<generation>"`) when the provider has no `n` and more than
+        one generation is asked for; with `only`, just those custom ids (rows to submit
+        again)."""
+        per_generation = not self._num_generations_param_supported and num_generations > 1
+        rows: List[Tuple[str, FormattedInput]] = []
+        for index, input in enumerate(inputs):
+            if not per_generation:
+                rows.append((str(index), input))
+                continue
+            rows.extend((f"{index}-{generation}", input) for generation in range(num_generations))
+        return [
+            (custom_id, *request(input))
+            for custom_id, input in rows
+            if only is None or custom_id in only
+        ]
 
     def _batch_jobs(self) -> Any:
         return _core.BatchJobs(self._native_client())
@@ -328,32 +350,46 @@ class NativeLLM(AsyncLLM):
         return self._batch_jobs().submit(requests, name=name, metadata=metadata)
 
     def _collect_batch_results(
-        self, inputs: Optional[List["FormattedInput"]], num_generations: int
+        self,
+        inputs: Optional[List["FormattedInput"]],
+        num_generations: int,
+        request: Callable[["FormattedInput"], Request],
     ) -> List["GenerateOutput"]:
         state = self._batch_jobs().check(list(self.jobs_ids))  # type: ignore[arg-type]
         self._report_batch_progress(state["counts"], finished=not state["running"])
         if state["running"]:
             raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids or ())
-        if state["unfinished"]:
-            # An expired or cancelled job: its finished rows are kept, the others go again.
-            self.jobs_ids = (*self.jobs_ids, *self._submit_batch(state["unfinished"]))  # type: ignore[misc]
+        # An expired or cancelled job: its finished rows are kept, the others go again — as
+        # the API (or a kept copy) gives them back, else rebuilt from the inputs.
+        resubmit: List[Any] = list(state["unfinished"])
+        lost = set(state["lost"])
+        if lost and inputs is not None:
+            rebuilt = self._batch_requests(inputs, num_generations, request, only=lost)
+            resubmit.extend(rebuilt)
+            lost.difference_update(custom_id for custom_id, _, _ in rebuilt)
+        if resubmit:
+            self.jobs_ids = (*self.jobs_ids, *self._submit_batch(resubmit))  # type: ignore[misc]
             raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids or ())
         results = state["results"]
-        submitted = [custom_id.partition(".")[0] for custom_id in state["submitted"]]
-        count = len(inputs) if inputs is not None else 1 + max(map(int, submitted), default=-1)
-        per_generation = any("." in custom_id for custom_id in state["submitted"])
+        results.update((custom_id, _LOST_RESULT) for custom_id in lost)
+        # Input and generation of each custom id; the jobs say how many there were, so that
+        # the job ids alone (another process, default arguments) group them right.
+        indices = [tuple(map(int, custom_id.split("-"))) for custom_id in state["submitted"]]
+        count = len(inputs) if inputs is not None else 1 + max((i[0] for i in indices), default=-1)
+        per_generation = any(len(i) == 2 for i in indices)
         if not per_generation:
             return [_batch_output(results.get(str(i)), num_generations) for i in range(count)]
         # One row per input and generation: grouped per input, failures aligned.
+        generations = 1 + max(i[1] for i in indices if len(i) == 2)
         rows: List[Any] = []
         failures: Dict[int, str] = {}
         for index in range(count):
-            for generation in range(num_generations):
-                result = results.get(f"{index}.{generation}", _MISSING_RESULT)
+            for generation in range(generations):
+                result = results.get(f"{index}-{generation}", _MISSING_RESULT)
                 if isinstance(result, str):
                     failures[len(rows)] = result
                 rows.append(result)
-        return merge_with_failures(rows, failures, num_generations)
+        return merge_with_failures(rows, failures, generations)
 
     def _report_batch_progress(self, counts: Tuple[int, int, int], finished: bool) -> None:
         """The jobs' request counts to the progress callback and bar (as the fan-out's)."""

@@ -52,6 +52,10 @@ pub struct Collected {
     /// Rows (in the provider's row format) that an expired or cancelled job left without a
     /// result: to be submitted again.
     pub unfinished: Vec<Vec<u8>>,
+    /// Custom ids that an expired or cancelled job left without a result and whose rows
+    /// the provider cannot give back (its API keeps no copy of the requests and none was
+    /// kept locally): the caller rebuilds them from its inputs, or reports them.
+    pub lost: Vec<String>,
     /// The provider's own result line behind each result (written out unchanged by the
     /// command).
     pub raw: BTreeMap<String, String>,

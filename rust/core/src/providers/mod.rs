@@ -7,6 +7,7 @@
 //! variant below, one arm in [`AnyProvider::from_spec`] and in the `dispatch!` macro, and
 //! its routes in the mock server.
 
+pub mod anthropic;
 pub mod openai;
 
 use std::sync::Arc;
@@ -22,6 +23,8 @@ use crate::http::{ApiError, Client, Completion, Endpoint, Provider, RequestDefau
 pub enum AnyProvider {
     /// OpenAI and every OpenAI-compatible API, by profile.
     OpenAi(openai::OpenAi),
+    /// Anthropic's Messages API (and Message Batches).
+    Anthropic(anthropic::Anthropic),
 }
 
 /// Calls `$call` on the provider inside `$any`.
@@ -29,6 +32,7 @@ macro_rules! dispatch {
     ($any:expr, $provider:ident => $call:expr) => {
         match $any {
             AnyProvider::OpenAi($provider) => $call,
+            AnyProvider::Anthropic($provider) => $call,
         }
     };
 }
@@ -44,8 +48,11 @@ impl AnyProvider {
             "openai" => Ok(Self::OpenAi(
                 serde_json::from_value(spec.clone()).map_err(invalid)?,
             )),
+            "anthropic" => Ok(Self::Anthropic(
+                serde_json::from_value(spec.clone()).map_err(invalid)?,
+            )),
             other => Err(ApiError::InvalidRequest(format!(
-                "unknown provider {other:?}; expected one of: openai"
+                "unknown provider {other:?}; expected one of: openai, anthropic"
             ))),
         }
     }
@@ -63,6 +70,16 @@ impl AnyProvider {
                 .clone()
                 .map(|batch| {
                     AnyBatchJobs::OpenAi(openai::batch_jobs::OpenAiBatchJobs::new(
+                        Arc::clone(client),
+                        batch,
+                    ))
+                })
+                .ok_or_else(|| none(&profile.name)),
+            AnyProvider::Anthropic(profile) => profile
+                .batch
+                .clone()
+                .map(|batch| {
+                    AnyBatchJobs::Anthropic(anthropic::batch_jobs::AnthropicBatchJobs::new(
                         Arc::clone(client),
                         batch,
                     ))
@@ -131,12 +148,14 @@ impl Provider for AnyProvider {
 #[derive(Debug)]
 pub enum AnyBatchJobs {
     OpenAi(openai::batch_jobs::OpenAiBatchJobs<AnyProvider>),
+    Anthropic(anthropic::batch_jobs::AnthropicBatchJobs<AnyProvider>),
 }
 
 impl BatchJobs for AnyBatchJobs {
     fn row(&self, custom_id: &str, endpoint: Endpoint, body: Value) -> Result<Value, ApiError> {
         match self {
             Self::OpenAi(jobs) => jobs.row(custom_id, endpoint, body),
+            Self::Anthropic(jobs) => jobs.row(custom_id, endpoint, body),
         }
     }
 
@@ -148,18 +167,21 @@ impl BatchJobs for AnyBatchJobs {
     ) -> Result<Vec<String>, ApiError> {
         match self {
             Self::OpenAi(jobs) => jobs.submit(rows, name, metadata).await,
+            Self::Anthropic(jobs) => jobs.submit(rows, name, metadata).await,
         }
     }
 
     async fn check(&self, job_ids: &[String]) -> Result<Check, ApiError> {
         match self {
             Self::OpenAi(jobs) => jobs.check(job_ids).await,
+            Self::Anthropic(jobs) => jobs.check(job_ids).await,
         }
     }
 
     async fn cancel(&self, job_ids: &[String]) -> Result<(), ApiError> {
         match self {
             Self::OpenAi(jobs) => jobs.cancel(job_ids).await,
+            Self::Anthropic(jobs) => jobs.cancel(job_ids).await,
         }
     }
 }
@@ -180,5 +202,8 @@ mod tests {
         assert!(unknown.to_string().contains("unknown provider \"nope\""));
         let typo = AnyProvider::from_spec("openai", &json!({"chat_pth": "x"})).expect_err("typo");
         assert!(typo.to_string().contains("chat_pth"), "{typo}");
+        let anthropic = AnyProvider::from_spec("anthropic", &json!({})).expect("anthropic");
+        assert_eq!(anthropic.name(), "anthropic");
+        assert!(!anthropic.supports_n());
     }
 }
