@@ -8,6 +8,7 @@
 //! its routes in the mock server.
 
 pub mod openai;
+pub mod tgi;
 
 use std::sync::Arc;
 
@@ -22,6 +23,8 @@ use crate::http::{ApiError, Client, Completion, Endpoint, Provider, RequestDefau
 pub enum AnyProvider {
     /// OpenAI and every OpenAI-compatible API, by profile.
     OpenAi(openai::OpenAi),
+    /// Hugging Face Text Generation Inference (Inference Endpoints, TGI, the HF router).
+    Tgi(tgi::Tgi),
 }
 
 /// Calls `$call` on the provider inside `$any`.
@@ -29,6 +32,7 @@ macro_rules! dispatch {
     ($any:expr, $provider:ident => $call:expr) => {
         match $any {
             AnyProvider::OpenAi($provider) => $call,
+            AnyProvider::Tgi($provider) => $call,
         }
     };
 }
@@ -44,8 +48,11 @@ impl AnyProvider {
             "openai" => Ok(Self::OpenAi(
                 serde_json::from_value(spec.clone()).map_err(invalid)?,
             )),
+            "tgi" => Ok(Self::Tgi(
+                serde_json::from_value(spec.clone()).map_err(invalid)?,
+            )),
             other => Err(ApiError::InvalidRequest(format!(
-                "unknown provider {other:?}; expected one of: openai"
+                "unknown provider {other:?}; expected one of: openai, tgi"
             ))),
         }
     }
@@ -68,6 +75,7 @@ impl AnyProvider {
                     ))
                 })
                 .ok_or_else(|| none(&profile.name)),
+            AnyProvider::Tgi(profile) => Err(none(&profile.name)),
         }
     }
 }
@@ -180,5 +188,8 @@ mod tests {
         assert!(unknown.to_string().contains("unknown provider \"nope\""));
         let typo = AnyProvider::from_spec("openai", &json!({"chat_pth": "x"})).expect_err("typo");
         assert!(typo.to_string().contains("chat_pth"), "{typo}");
+        let tgi = AnyProvider::from_spec("tgi", &json!({})).expect("tgi");
+        assert_eq!(tgi.name(), "tgi");
+        assert!(!tgi.supports_n());
     }
 }
