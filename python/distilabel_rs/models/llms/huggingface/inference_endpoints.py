@@ -24,7 +24,18 @@ import logging
 import random
 import sys
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Literal, Optional, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Literal,
+    NamedTuple,
+    Optional,
+    Tuple,
+    Union,
+)
 
 from pydantic import BaseModel, Field, PositiveInt, model_validator, validate_call
 from typing_extensions import Annotated
@@ -49,6 +60,21 @@ _PROVIDER = PROVIDERS["inference-endpoints"]
 _REQUEST_TIMEOUT_SECONDS = 600.0
 _NO_RESPONSE = "⚠️ Received no response using Inference Client (model: '{model}')."
 _MAX_STOP_SEQUENCES = 4
+# `random.randint(0, sys.maxsize)` (distilabel's seed) is `getrandbits(63)`, three times faster.
+_SEED_BITS = sys.maxsize.bit_length()
+
+
+class _Context(NamedTuple):
+    """What the requests of one call share."""
+
+    # TGI's grammar for the LLM's `structured_output`, or `None`.
+    grammar: Optional[Dict[str, Any]]
+    # The `model` of chat bodies: "dummy" for a URL, as huggingface_hub sends it, or the
+    # model id for the router.
+    chat_model: str
+    # Conversations are rendered with the chat template of `tokenizer_id`.
+    templated: bool
+    tokenizer: Any
 
 
 class _TextRequest(tuple):
@@ -237,28 +263,8 @@ class InferenceEndpointsLLM(InferenceEndpointsBaseClient, NativeLLM, MagpieChatT
         )
         return super().apply_magpie_pre_query_template(prompt, input)
 
-    def _get_structured_output(
-        self, input: FormattedInput
-    ) -> Tuple["StandardInput", Union[Dict[str, Any], None]]:
-        """The conversation of `input` and the grammar it asks for (its own, else the LLM's
-        `structured_output`, else `None`).
-
-        Args:
-            input: a conversation, or a conversation with its structured output.
-
-        Returns:
-            The conversation and TGI's `{"type", "value"}` grammar, or `None`.
-        """
-        grammar = None
-        if isinstance(input, tuple):
-            input, structured_output = input
-            if structured_output is not None:
-                grammar = _grammar(structured_output)  # type: ignore[arg-type]
-        if grammar is None and self.structured_output is not None:
-            grammar = self._llm_grammar()
-        return input, grammar  # type: ignore[return-value]
-
     def _llm_grammar(self) -> Dict[str, Any]:
+        """TGI's grammar for the LLM's own `structured_output`."""
         try:
             return _grammar(self.structured_output)  # type: ignore[arg-type]
         except KeyError as e:
@@ -357,29 +363,32 @@ class InferenceEndpointsLLM(InferenceEndpointsBaseClient, NativeLLM, MagpieChatT
         """
         return await self._agenerate_one(locals())
 
-    def _batch_context(self) -> Optional[Dict[str, Any]]:
-        """The grammar of the LLM's `structured_output`, computed once per call."""
-        if self.structured_output is None:
-            return None
-        return self._llm_grammar()
+    def _batch_context(self) -> "_Context":
+        """What every request of one call shares, read once (private attributes are slow to
+        read on a pydantic model)."""
+        return _Context(
+            grammar=None if self.structured_output is None else self._llm_grammar(),
+            chat_model=self._chat_model,
+            templated=self.tokenizer_id is not None,
+            tokenizer=self._tokenizer,
+        )
 
-    def _request(self, parameters: Dict[str, Any], context: Any) -> Request:
-        """The request for one input, as distilabel's `AsyncInferenceClient` sends it;
-        `context` is the grammar of the LLM's own `structured_output`."""
+    def _request(self, parameters: Dict[str, Any], context: "_Context") -> Request:
+        """The request for one input, as distilabel's `AsyncInferenceClient` sends it."""
         input = parameters["input"]
-        stop = self._check_stop_sequences(parameters["stop_sequences"])
-        # As distilabel: a random seed when none (or 0) is given, so that TGI's cache is
-        # never used and every generation differs.
-        seed = parameters["seed"] or random.randint(0, sys.maxsize)
-        grammar = None
+        stop = parameters["stop_sequences"]
+        if stop is not None:
+            stop = self._check_stop_sequences(stop)
+        # As distilabel: a random seed in [0, sys.maxsize] when none (or 0) is given, so that
+        # TGI's cache is never used and every generation differs.
+        seed = parameters["seed"] or random.getrandbits(_SEED_BITS)
+        grammar = context.grammar
         if isinstance(input, tuple):
             input, structured_output = input
             if structured_output is not None:
                 grammar = _grammar(structured_output)  # type: ignore[arg-type]
-        if grammar is None:
-            grammar = context
 
-        if isinstance(input, str) or self.tokenizer_id is not None:
+        if isinstance(input, str) or context.templated:
             if isinstance(input, str):
                 # A prompt: no grammar, as in distilabel.
                 grammar = None
@@ -410,7 +419,7 @@ class InferenceEndpointsLLM(InferenceEndpointsBaseClient, NativeLLM, MagpieChatT
                     if v is not None
                 },
             }
-            tokenizer = self._tokenizer
+            tokenizer = context.tokenizer
             input_tokens = compute_tokens(input, tokenizer.encode) if tokenizer else -1
             return _text_request(body, input_tokens)
 
@@ -433,7 +442,7 @@ class InferenceEndpointsLLM(InferenceEndpointsBaseClient, NativeLLM, MagpieChatT
             ("top_p", parameters["top_p"]),
             ("stream", False),
         )
-        body = {"model": self._chat_model, "messages": input}
+        body = {"model": context.chat_model, "messages": input}
         for key, value in options:
             if value is not None:
                 body[key] = _without_none(value) if isinstance(value, (dict, list)) else value
