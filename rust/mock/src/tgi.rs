@@ -44,7 +44,10 @@ pub(crate) async fn route(state: &State, call: &Call<'_>) -> Option<Reply> {
         _ => return None,
     };
     let Ok(body) = serde_json::from_slice::<Value>(call.body) else {
-        let error = error_body(422, "Failed to deserialize the JSON body into the target type");
+        let error = error_body(
+            422,
+            "Failed to deserialize the JSON body into the target type",
+        );
         return Some(reply_json(422, &error));
     };
     let Some(inputs) = body.get("inputs").and_then(Value::as_str) else {

@@ -225,7 +225,10 @@ mod tests {
         let chat = |base: &str| tgi.url(base, &tgi.endpoint_path(Endpoint::Chat).expect("path"));
         assert_eq!(chat("http://h:8080"), "http://h:8080/v1/chat/completions");
         assert_eq!(chat("http://h/tgi"), "http://h/tgi/v1/chat/completions");
-        assert_eq!(chat("https://r.hf.co/v1"), "https://r.hf.co/v1/chat/completions");
+        assert_eq!(
+            chat("https://r.hf.co/v1"),
+            "https://r.hf.co/v1/chat/completions"
+        );
         assert_eq!(
             chat("https://e.hf.cloud/v1/chat/completions"),
             "https://e.hf.cloud/v1/chat/completions"
@@ -254,9 +257,12 @@ mod tests {
 
     #[test]
     fn profile_from_json() {
-        let tgi: Tgi = serde_json::from_value(json!({"name": "inference-endpoints"}))
-            .expect("profile");
-        assert_eq!((tgi.name.as_str(), tgi.chat_url), ("inference-endpoints", None));
+        let tgi: Tgi =
+            serde_json::from_value(json!({"name": "inference-endpoints"})).expect("profile");
+        assert_eq!(
+            (tgi.name.as_str(), tgi.chat_url.as_deref()),
+            ("inference-endpoints", None)
+        );
         assert!(serde_json::from_value::<Tgi>(json!({"chat_path": "x"})).is_err());
         assert!(!tgi.supports_n());
     }
@@ -317,7 +323,10 @@ mod tests {
             json!({"inputs": "p", "best_of": 2, "parameters": {"max_new_tokens": 5,
                    "stop": ["x"], "temperature": 0.5, "details": true}})
         );
-        let mut chat = json!({"messages": []}).as_object().cloned().unwrap_or_default();
+        let mut chat = json!({"messages": []})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         tgi.apply_defaults(Endpoint::Chat, &mut chat, &defaults);
         assert_eq!(
             Value::Object(chat),

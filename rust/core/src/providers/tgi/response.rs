@@ -137,9 +137,9 @@ fn generation(body: &[u8]) -> Result<Generation, ApiError> {
         return serde_json::from_slice(body).map_err(|e| invalid(&e));
     }
     let many: Vec<Generation> = serde_json::from_slice(body).map_err(|e| invalid(&e))?;
-    many.into_iter().next().ok_or_else(|| {
-        ApiError::InvalidResponse("the generate response is an empty list".into())
-    })
+    many.into_iter()
+        .next()
+        .ok_or_else(|| ApiError::InvalidResponse("the generate response is an empty list".into()))
 }
 
 /// Parses a generate (`POST {base_url}`) body: `generated_text`, the generated tokens of
@@ -180,10 +180,7 @@ pub fn parse_generate(body: &[u8]) -> Result<Completion, ApiError> {
 /// fails if it is not a generate response.
 pub fn generated_tokens(body: &[u8]) -> Result<u64, ApiError> {
     let parsed = generation(body)?;
-    Ok(parsed
-        .details
-        .and_then(|d| d.generated_tokens)
-        .unwrap_or(0))
+    Ok(parsed.details.and_then(|d| d.generated_tokens).unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -207,10 +204,7 @@ mod tests {
         let positions = &c.logprobs[0];
         assert_eq!(positions.len(), 2);
         let first = positions[0].as_ref().expect("alternatives");
-        assert_eq!(
-            (first[1].token.as_str(), first[1].logprob),
-            (" Lyon", -2.5)
-        );
+        assert_eq!((first[1].token.as_str(), first[1].logprob), (" Lyon", -2.5));
         assert!(c.empty_finish_reasons.is_empty());
     }
 
@@ -234,17 +228,29 @@ mod tests {
         assert!(c.logprobs.is_empty(), "no details, no logprobs");
         let c = parse_generate(br#"{"generated_text":"hi","details":{"generated_tokens":1}}"#)
             .expect("parses");
-        assert!(c.logprobs.is_empty(), "details without top_tokens, no logprobs");
+        assert!(
+            c.logprobs.is_empty(),
+            "details without top_tokens, no logprobs"
+        );
         let c = parse_generate(
             br#"{"generated_text":"","details":{"generated_tokens":0,"top_tokens":[]}}"#,
         )
         .expect("parses");
-        assert_eq!(c.logprobs, vec![Vec::new()], "an empty top_tokens list is kept");
+        assert_eq!(
+            c.logprobs,
+            vec![Vec::new()],
+            "an empty top_tokens list is kept"
+        );
     }
 
     #[test]
     fn malformed_generate_bodies_are_invalid_responses() {
-        for body in [&b"{\"generated_text\": "[..], b"{\"error\": \"x\"}", b"[1]", b"oops"] {
+        for body in [
+            &b"{\"generated_text\": "[..],
+            b"{\"error\": \"x\"}",
+            b"[1]",
+            b"oops",
+        ] {
             assert!(
                 matches!(parse_generate(body), Err(ApiError::InvalidResponse(_))),
                 "{}",
@@ -281,7 +287,10 @@ mod tests {
         let c = parse_chat(body).expect("parses");
         assert_eq!(c.generations, vec![None]);
         assert_eq!(c.empty_finish_reasons, vec![Some("tool_calls".to_owned())]);
-        assert!(c.logprobs.is_empty(), "empty logprobs are dropped, as distilabel does");
+        assert!(
+            c.logprobs.is_empty(),
+            "empty logprobs are dropped, as distilabel does"
+        );
         assert!(matches!(
             parse_chat(br#"{"choices":[]}"#),
             Err(ApiError::InvalidResponse(message)) if message.contains("no choices")
