@@ -246,9 +246,12 @@ class NativeLLM(AsyncLLM):
         parameters = {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
         context = self._batch_context()
         request = self._request(parameters, context)
-        outputs = await self._run_async(
-            [request], parameters.get("num_generations", 1), grouped=False
+        # A provider without `n` sends one request for one generation, whatever
+        # `num_generations` says (a failure is then one `None` generation).
+        generations = (
+            parameters.get("num_generations", 1) if self._num_generations_param_supported else 1
         )
+        outputs = await self._run_async([request], generations, grouped=False)
         return outputs[0]
 
     async def _run_async(
