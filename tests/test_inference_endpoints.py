@@ -592,6 +592,11 @@ def test_agenerate_and_async_batches(server: Any) -> None:
 
     one, many = asyncio.run(main())
     assert one["generations"] == ["echo: hello there"]
+    # One request is one generation, failed or not (as distilabel's `agenerate`).
+    failed = asyncio.run(
+        llm.agenerate(input=[{"role": "user", "content": "[[status=400]] x"}], num_generations=3)
+    )
+    assert failed["generations"] == [None]
     assert many[0]["generations"] == ["echo: hello there"] * 2
     assert many[1]["statistics"]["input_tokens"] == [-1, -1]
 
