@@ -25,7 +25,8 @@ class ProviderSpec(NamedTuple):
 
 
 # The profile fields are those of `rust/core/src/providers/openai/mod.rs` (`OpenAi`), and for
-# the "anthropic" kind those of `rust/core/src/providers/anthropic/mod.rs` (`Anthropic`).
+# the "anthropic" kind those of `rust/core/src/providers/anthropic/mod.rs` (`Anthropic`), for
+# the "tgi" kind those of `rust/core/src/providers/tgi/mod.rs` (`Tgi`).
 _NO_BATCH_API: Dict[str, Any] = {"batch": None}
 
 PROVIDERS: Dict[str, ProviderSpec] = {
@@ -110,5 +111,20 @@ PROVIDERS: Dict[str, ProviderSpec] = {
         api_key_env=None,
         mock_path="/v1",
         description="vLLM's OpenAI-compatible server",
+    ),
+    "inference-endpoints": ProviderSpec(
+        kind="tgi",
+        # Text Generation Inference: conversations to its Messages API
+        # (`{base}/v1/chat/completions`), prompts to its generate API (`POST {base}`).
+        # The default is the Hugging Face router, whose chat endpoint routes `--model` (a Hub
+        # model id) to a provider serving it; pass a TGI server's or an endpoint's URL with
+        # `--base-url` for prompts.
+        profile={"name": "inference-endpoints"},
+        default_base_url="https://router.huggingface.co/v1",
+        base_url_env=None,
+        api_key_env="HF_TOKEN",
+        mock_path="/tgi",
+        description="Hugging Face Inference Endpoints, TGI servers and the HF router"
+        " (TGI's Messages API for conversations, its generate API for prompts)",
     ),
 }

@@ -15,9 +15,10 @@
 //! - `content=...`: answer this content (underscores become spaces) instead of the echo.
 //!
 //! One module per API: [`openai`] (chat, completions, models: OpenAI, Azure, Groq,
-//! Together, vLLM...), `batch` (OpenAI-format Files and Batches) and `anthropic` (Messages
-//! and Message Batches). A new API is a module with a `route` function and one line in
-//! `route` below.
+//! Together, vLLM...; also TGI's Messages API), `tgi` (Text Generation Inference's
+//! generate API at `/`, `/tgi`, `/generate`), `batch` (OpenAI-format Files and Batches) and
+//! `anthropic` (Messages and Message Batches). A new API is a module with a `route`
+//! function and one line in `route` below.
 //!
 //! The server counts requests and the most it saw in flight at once, and can record every
 //! request (method, path, query, headers, body).
@@ -26,6 +27,7 @@ mod anthropic;
 mod batch;
 mod directives;
 pub mod openai;
+mod tgi;
 mod tls;
 
 use std::collections::HashMap;
@@ -88,7 +90,9 @@ impl Default for State {
             recorded: Mutex::default(),
             files: Mutex::default(),
             batches: Mutex::default(),
+            message_batches: Mutex::default(),
             next_id: AtomicUsize::new(0),
+            tls: false,
         }
     }
 }
@@ -145,6 +149,9 @@ async fn route(state: &State, call: &Call<'_>) -> Reply {
         return answer;
     }
     if let Some(answer) = openai::route(state, call).await {
+        return answer;
+    }
+    if let Some(answer) = tgi::route(state, call).await {
         return answer;
     }
     let error = serde_json::json!({"error": {"message": format!("Unknown path {}", call.path)}});

@@ -6,7 +6,7 @@ from distilabel_rs.models.llms.azure import AzureOpenAILLM
 from distilabel_rs.models.llms.base import LLM, AsyncLLM
 from distilabel_rs.models.llms.cohere import CohereLLM
 from distilabel_rs.models.llms.groq import GroqLLM
-from distilabel_rs.models.llms.huggingface import TransformersLLM
+from distilabel_rs.models.llms.huggingface import InferenceEndpointsLLM, TransformersLLM
 from distilabel_rs.models.llms.litellm import LiteLLM
 from distilabel_rs.models.llms.llamacpp import LlamaCppLLM
 from distilabel_rs.models.llms.mistral import MistralLLM
@@ -32,6 +32,7 @@ __all__ = [
     "GenerateOutput",
     "GroqLLM",
     "HiddenState",
+    "InferenceEndpointsLLM",
     "LiteLLM",
     "LlamaCppLLM",
     "MistralLLM",

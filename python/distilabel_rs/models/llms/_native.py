@@ -26,6 +26,7 @@ from typing import (
     Callable,
     ClassVar,
     Dict,
+    Iterator,
     List,
     Optional,
     Sequence,
@@ -33,7 +34,15 @@ from typing import (
     Tuple,
 )
 
-from pydantic import BaseModel, Field, PositiveFloat, PrivateAttr, validate_call
+from pydantic import (
+    BaseModel,
+    Field,
+    PositiveFloat,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    validate_call,
+)
 
 from distilabel_rs import _core
 from distilabel_rs.constants import PIPELINE_CACHE_ID_ENV_NAME, PIPELINE_NAME_ENV_NAME
@@ -54,6 +63,7 @@ Request = Tuple[str, Dict[str, Any]]
 
 # `agenerate`'s argument validators, per class (see `NativeLLM._parameters_validator`).
 _VALIDATORS: Dict[type, Callable[..., Dict[str, Any]]] = {}
+_INPUT_VALIDATORS: Dict[type, Optional[Callable[[Any], Any]]] = {}
 
 # How often a synchronous `generate()` wakes up to check Ctrl-C and report progress.
 _WAIT_SLICE_SECONDS = 0.1
@@ -169,24 +179,51 @@ class NativeLLM(AsyncLLM):
             validator = _VALIDATORS[cls] = _arguments_validator(cls, cls.agenerate)
         return validator
 
+    @classmethod
+    def _input_validator(cls) -> Optional[Callable[[Any], Any]]:
+        """Validates an `input` alone as `agenerate`'s `@validate_call` validates it (`None`
+        if `agenerate` has no `input`). Built once per class."""
+        if cls not in _INPUT_VALIDATORS:
+            hints = typing.get_type_hints(inspect.unwrap(cls.agenerate), include_extras=True)
+            annotation = hints.get("input")
+            _INPUT_VALIDATORS[cls] = (
+                None if annotation is None else TypeAdapter(annotation).validate_python
+            )
+        return _INPUT_VALIDATORS[cls]
+
+    def _validated(
+        self, inputs: Sequence["FormattedInput"], kwargs: Dict[str, Any]
+    ) -> Iterator[Dict[str, Any]]:
+        """`agenerate`'s validated arguments for each input. The other arguments are the same
+        for every input: they are validated once, with the first input, and each further
+        input alone (a tenth of the cost). An input that fails is validated again with all
+        the arguments, so that the error raised is the one of `@validate_call`."""
+        validate = self._parameters_validator()
+        validate_input = self._input_validator()
+        shared: Optional[Dict[str, Any]] = None
+        for input in inputs:
+            if shared is None or validate_input is None:
+                shared = validate(self, input=input, **kwargs)
+                yield shared
+                continue
+            try:
+                value = validate_input(input)
+            except ValidationError:
+                validate(self, input=input, **kwargs)
+                raise
+            yield {**shared, "input": value}
+
     def _requests(
         self, inputs: Sequence["FormattedInput"], num_generations: int, kwargs: Dict[str, Any]
     ) -> List[Request]:
         """One request per input, or one per input and generation when the provider cannot
         return several generations per request (then built anew for each)."""
-        validate = self._parameters_validator()
         context = self._batch_context()
         if self._num_generations_param_supported:
-            return [
-                self._request(
-                    validate(self, input=input, num_generations=num_generations, **kwargs),
-                    context,
-                )
-                for input in inputs
-            ]
+            kwargs = {**kwargs, "num_generations": num_generations}
+            return [self._request(p, context) for p in self._validated(inputs, kwargs)]
         requests: List[Request] = []
-        for input in inputs:
-            parameters = validate(self, input=input, **kwargs)
+        for parameters in self._validated(inputs, kwargs):
             requests.append(self._request(parameters, context))
             requests.extend(self._request(parameters, context) for _ in range(num_generations - 1))
         return requests
@@ -235,9 +272,12 @@ class NativeLLM(AsyncLLM):
         parameters = {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
         context = self._batch_context()
         request = self._request(parameters, context)
-        outputs = await self._run_async(
-            [request], parameters.get("num_generations", 1), grouped=False
+        # A provider without `n` sends one request for one generation, whatever
+        # `num_generations` says (a failure is then one `None` generation).
+        generations = (
+            parameters.get("num_generations", 1) if self._num_generations_param_supported else 1
         )
+        outputs = await self._run_async([request], generations, grouped=False)
         return outputs[0]
 
     async def _run_async(

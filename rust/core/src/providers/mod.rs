@@ -9,6 +9,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod tgi;
 
 use std::sync::Arc;
 
@@ -25,6 +26,8 @@ pub enum AnyProvider {
     OpenAi(openai::OpenAi),
     /// Anthropic's Messages API (and Message Batches).
     Anthropic(anthropic::Anthropic),
+    /// Hugging Face Text Generation Inference (Inference Endpoints, TGI, the HF router).
+    Tgi(tgi::Tgi),
 }
 
 /// Calls `$call` on the provider inside `$any`.
@@ -33,6 +36,7 @@ macro_rules! dispatch {
         match $any {
             AnyProvider::OpenAi($provider) => $call,
             AnyProvider::Anthropic($provider) => $call,
+            AnyProvider::Tgi($provider) => $call,
         }
     };
 }
@@ -51,8 +55,11 @@ impl AnyProvider {
             "anthropic" => Ok(Self::Anthropic(
                 serde_json::from_value(spec.clone()).map_err(invalid)?,
             )),
+            "tgi" => Ok(Self::Tgi(
+                serde_json::from_value(spec.clone()).map_err(invalid)?,
+            )),
             other => Err(ApiError::InvalidRequest(format!(
-                "unknown provider {other:?}; expected one of: openai, anthropic"
+                "unknown provider {other:?}; expected one of: openai, anthropic, tgi"
             ))),
         }
     }
@@ -85,6 +92,7 @@ impl AnyProvider {
                     ))
                 })
                 .ok_or_else(|| none(&profile.name)),
+            AnyProvider::Tgi(profile) => Err(none(&profile.name)),
         }
     }
 }
@@ -205,5 +213,8 @@ mod tests {
         let anthropic = AnyProvider::from_spec("anthropic", &json!({})).expect("anthropic");
         assert_eq!(anthropic.name(), "anthropic");
         assert!(!anthropic.supports_n());
+        let tgi = AnyProvider::from_spec("tgi", &json!({})).expect("tgi");
+        assert_eq!(tgi.name(), "tgi");
+        assert!(!tgi.supports_n());
     }
 }
