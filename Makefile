@@ -61,6 +61,9 @@ bench: install ## Side-by-side benchmarks against distilabel 1.5.3 (minutes)
 	$(BIN)/python benches/bench_fanout.py
 	$(BIN)/python benches/bench_grouping.py
 	$(BIN)/python benches/bench_openai.py
+	$(BIN)/python benches/bench_providers.py
+	$(BIN)/python benches/bench_anthropic.py
+	$(BIN)/python benches/bench_inference_endpoints.py
 	$(BIN)/python benches/bench_pipeline.py
 
 build-release: $(BIN)/python ## Build the release abi3 wheel into dist/
