@@ -110,6 +110,10 @@ impl Provider for AnyProvider {
         dispatch!(self, p => p.endpoint_path(endpoint))
     }
 
+    fn base_url(&self, configured: &str) -> Result<String, ApiError> {
+        dispatch!(self, p => p.base_url(configured))
+    }
+
     fn url(&self, base_url: &str, path: &str) -> String {
         dispatch!(self, p => p.url(base_url, path))
     }
