@@ -16,7 +16,7 @@ is `NativeLLM`'s.
 import inspect
 import json
 import os
-from typing import TYPE_CHECKING, Any, Dict, Literal, Optional, Sequence, Union
+from typing import Any, Dict, List, Literal, Optional, Sequence, Union
 
 from pydantic import BaseModel, Field, PrivateAttr, model_validator, validate_call
 from typing_extensions import Self, TypedDict
@@ -25,9 +25,6 @@ from distilabel_rs.mixins.runtime_parameters import RuntimeParameter
 from distilabel_rs.models.llms._native import NativeLLM, Request
 from distilabel_rs.models.mixins.magpie import MagpieChatTemplateMixin
 from distilabel_rs.typing import GenerateOutput, InstructorStructuredOutputType, StandardInput
-
-if TYPE_CHECKING:
-    from distilabel_rs.typing import ChatItem
 
 __all__ = ["OllamaLLM", "Options"]
 
@@ -276,7 +273,7 @@ class OllamaLLM(NativeLLM, MagpieChatTemplateMixin):
             # As the SDK sends it (a number of seconds): `True` is 1.0, `False` 0.0.
             body["keep_alive"] = float(parameters["keep_alive"])
         if self.tokenizer_id is None:
-            body["messages"] = [_message(index, item) for index, item in enumerate(input)]
+            body["messages"] = _messages(input)
             body["tools"] = []
             return "chat", body
         body["prompt"] = self.prepare_input(input)
@@ -284,14 +281,20 @@ class OllamaLLM(NativeLLM, MagpieChatTemplateMixin):
         return "text", body
 
 
-def _message(index: int, item: "ChatItem") -> Dict[str, Any]:
-    """A chat item as the ollama SDK sends it: empty values left out; the content must be
-    text."""
-    content = item.get("content")
-    if content is not None and not isinstance(content, str):
-        raise ValueError(
-            f"input[{index}]['content']: Ollama's chat API takes text content, not"
-            f" {type(content).__name__}; join the text parts into one string (images are"
-            " not supported by `OllamaLLM`)."
-        )
-    return {key: value for key, value in item.items() if value}
+def _messages(input: "StandardInput") -> List[Dict[str, Any]]:
+    """The conversation as the ollama SDK sends it: empty values left out (an assistant turn
+    with empty content is sent as `{"role": "assistant"}`); the content must be text.
+
+    The validated conversation is sent as it is when nothing is left out (it is read, never
+    changed)."""
+    for index, item in enumerate(input):
+        content = item.get("content")
+        if content is not None and not isinstance(content, str):
+            raise ValueError(
+                f"input[{index}]['content']: Ollama's chat API takes text content, not"
+                f" {type(content).__name__}; join the text parts into one string (images are"
+                " not supported by `OllamaLLM`)."
+            )
+        if not content or not all(item.values()):
+            return [{key: value for key, value in item.items() if value} for item in input]
+    return input  # type: ignore[return-value]
