@@ -191,7 +191,7 @@ class OllamaLLM(NativeLLM, MagpieChatTemplateMixin):
         return {
             "base_url": self.host or os.environ.get(_HOST_ENV) or "",
             "api_key": os.environ.get(_API_KEY_ENV) or None,
-            "timeout": float(self.timeout),
+            "timeout": self._timeout_seconds(self.timeout),
             # The SDK never retries; `max_request_retries` is the retry budget of the
             # native client (Ollama answers 503 when its queue is full).
             "max_retries": self.max_request_retries,
