@@ -113,6 +113,13 @@ pub trait Provider: Send + Sync + std::fmt::Debug + 'static {
     /// The path of an endpoint, relative to the base URL (no leading slash).
     fn endpoint_path(&self, endpoint: Endpoint) -> Result<String, ApiError>;
 
+    /// The base URL requests go to, from the one the client was configured with; called
+    /// once, when the client is built (an API whose clients resolve a host setting, such as
+    /// Ollama's `OLLAMA_HOST`, does it here and rejects a bad one). No trailing slash.
+    fn base_url(&self, configured: &str) -> Result<String, ApiError> {
+        Ok(configured.trim_end_matches('/').to_owned())
+    }
+
     /// The full URL of `path` (relative to the base URL, which has no trailing slash),
     /// with the query parameters the API requires on every call.
     fn url(&self, base_url: &str, path: &str) -> String {
