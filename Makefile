@@ -72,6 +72,7 @@ bench: install ## Side-by-side benchmarks against distilabel 1.5.3 (minutes)
 	$(BIN)/python benches/bench_providers.py
 	$(BIN)/python benches/bench_anthropic.py
 	$(BIN)/python benches/bench_inference_endpoints.py
+	$(BIN)/python benches/bench_ollama.py
 	$(BIN)/python benches/bench_pipeline.py
 
 build-release: $(BIN)/python ## Build the release abi3 wheel into dist/

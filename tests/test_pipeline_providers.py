@@ -80,6 +80,7 @@ def run(package: str, name: str, kwargs: Dict[str, Any], tmp_path: Any) -> Any:
     ("name", "kwargs"),
     [
         ("InferenceEndpointsLLM", lambda origin: {"base_url": origin + "/tgi", "api_key": "hf_x"}),
+        ("OllamaLLM", lambda origin: {"model": "llama3.2", "host": origin}),
         (
             "AnthropicLLM",
             lambda origin: {
