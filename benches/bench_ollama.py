@@ -19,19 +19,15 @@ measures what the client adds on top, which is what bounds a client driving many
 """
 
 import argparse
-import json
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
-from common import machine, mock_server_process
+from common import machine, mock_server_process, run_client, wrk
 
 REPO = Path(__file__).resolve().parents[1]
 
 CLIENT = """
-import json, resource, sys, time, warnings
+import sys, warnings
+from common import measure
 warnings.simplefilter("ignore")
 lib, host, count, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 if lib == "distilabel":
@@ -42,17 +38,14 @@ llm = OllamaLLM(model="bench", host=host)
 llm.load()
 inputs = [[{"role": "user", "content": f"question number {i}"}] for i in range(count)]
 llm.generate(inputs[:50])  # warm up: connections, imports
-def cpu():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-start_wall, start_cpu = time.perf_counter(), cpu()
-outputs = []
-for start in range(0, count, batch):
-    chunk = inputs[start : start + batch]
-    outputs += llm.generate(chunk, options={"num_predict": 64, "temperature": 0.7})
-wall, used = time.perf_counter() - start_wall, cpu() - start_cpu
+def generate_all():
+    outputs = []
+    for start in range(0, count, batch):
+        chunk = inputs[start : start + batch]
+        outputs += llm.generate(chunk, options={"num_predict": 64, "temperature": 0.7})
+    return outputs
+outputs = measure(generate_all, count)
 assert len(outputs) == count and outputs[-1]["generations"][0].startswith("echo:")
-print(json.dumps({"requests_per_second": count / wall, "cpu_us_per_request": used / count * 1e6}))
 """
 
 WRK_SCRIPT = """
@@ -64,29 +57,7 @@ wrk.body = '{"model": "bench", "stream": false, "messages": '
 
 
 def client(lib: str, host: str, count: int, batch: int) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-c", CLIENT, lib, host, str(count), str(batch)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-    )
-    return json.loads(result.stdout)
-
-
-def wrk(host: str) -> str:
-    if shutil.which("wrk") is None:
-        return "wrk not installed (`apt-get install wrk`)"
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT)
-    out = subprocess.run(
-        ["wrk", "-t2", "-c64", "-d5s", "-s", script.name, f"{host}/api/chat"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    line = next((line for line in out.splitlines() if line.startswith("Requests/sec")), "")
-    return line.split(":", 1)[1].strip() if line else "?"
+    return run_client(CLIENT, lib, host, str(count), str(batch))
 
 
 def main() -> None:
@@ -100,7 +71,7 @@ def main() -> None:
         theirs = client("distilabel", host, args.distilabel_requests, 50)
         ours_batched = client("distilabel_rs", host, args.distilabel_requests, 50)
         ours = client("distilabel_rs", host, args.ours_requests, args.ours_requests)
-        ceiling = wrk(host)
+        ceiling = wrk(f"{host}/api/chat", WRK_SCRIPT)
 
     print(f"Machine: {machine()}\n")
     print("| client | requests | requests/s | client CPU per request |")
