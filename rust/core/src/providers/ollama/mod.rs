@@ -14,10 +14,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::http::error::provider_message;
-use crate::http::{
-    ApiError, Completion, Endpoint, Provider, RequestDefaults, TokenFields, retry_hint,
-};
+use crate::http::{ApiError, Completion, Endpoint, Provider, RequestDefaults, TokenFields};
 
 /// The Ollama API (no settings: `{}`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -82,15 +79,6 @@ impl Provider for Ollama {
 
     fn usage(&self, endpoint: Endpoint, body: &[u8]) -> Result<u64, ApiError> {
         self.parse(endpoint, body).map(|c| c.used_tokens())
-    }
-
-    fn error_message(&self, body: &[u8]) -> String {
-        provider_message(body)
-    }
-
-    /// Ollama sends no rate-limit headers; a proxy in front of it may send `retry-after`.
-    fn retry_hint(&self, headers: &HeaderMap) -> Option<f64> {
-        retry_hint::retry_after(headers)
     }
 
     fn token_fields(&self, endpoint: Endpoint) -> TokenFields {
