@@ -236,7 +236,7 @@ async fn message(state: &State, call: &Call<'_>) -> Reply {
         return error_reply(400, "There was an error parsing the body of your request.");
     };
     let text = text_of(&params);
-    let script = match directives::run(state, &text, &error_body).await {
+    let script = match directives::run(state, call, &text, &error_body).await {
         Ok(script) => script,
         Err(mut reply) => {
             add_reset_headers(&mut reply, &directives(&text));

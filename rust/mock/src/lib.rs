@@ -12,7 +12,18 @@
 //! - `hold=N`: wait until N requests are being answered at once (at most 60 s), so that
 //!   tests of concurrency do not depend on how fast the machine is;
 //! - `malformed`: a 200 whose body is not JSON; `truncated`: a 200 whose JSON is cut short;
-//! - `content=...`: answer this content (underscores become spaces) instead of the echo.
+//! - `content=...`: answer this content (underscores become spaces) instead of the echo;
+//! - bad servers: `reset_mid_body` (announces the whole answer's length, sends half of it,
+//!   then closes the connection), `trickle_ms=100` (sends the answer 8 bytes at a time, that
+//!   long apart), `huge_mb=64` (a 200 body of that many MiB, streamed without a length;
+//!   with `content_length` it announces its length), `invalid_utf8` (the answer with bytes
+//!   that are not UTF-8), `error_200` (the API's error body with status 200),
+//!   `redirect_loop` (307s back and forth between two addresses), `redirects=3` (307s to
+//!   new addresses that many times, then the answer; `redirect_status=301` and
+//!   `redirect_host=localhost` change the status and the host redirected to).
+//!
+//! `times=N` applies to every fault: the first N attempts with this text misbehave, later
+//! ones are answered normally.
 //!
 //! One module per API: [`openai`] (chat, completions, models: OpenAI, Azure, Groq,
 //! Together, vLLM...; also TGI's Messages API), `tgi` (Text Generation Inference's
@@ -38,8 +49,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -79,6 +91,8 @@ pub(crate) struct State {
     pub(crate) next_id: AtomicUsize,
     /// Serving HTTPS (for the absolute URLs the server hands out).
     pub(crate) tls: bool,
+    /// Fixed answers by path (status, content type, body), served before any API.
+    canned: Mutex<HashMap<String, (u16, String, Bytes)>>,
 }
 
 impl Default for State {
@@ -94,6 +108,7 @@ impl Default for State {
             message_batches: Mutex::default(),
             next_id: AtomicUsize::new(0),
             tls: false,
+            canned: Mutex::default(),
         }
     }
 }
@@ -121,7 +136,51 @@ impl Call<'_> {
     }
 }
 
-pub(crate) type Reply = Response<Full<Bytes>>;
+/// A response body: whole, or streamed by a task (slowly, cut short, or large).
+pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
+
+pub(crate) type Reply = Response<Body>;
+
+/// A body streamed from a channel: each item is a chunk, an error aborts the connection.
+/// The channel is small, so a large body is produced only as fast as it is read.
+pub(crate) struct ChannelBody {
+    chunks: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    length: Option<u64>,
+}
+
+impl ChannelBody {
+    /// A body of `length` bytes (if given) and the sender of its chunks.
+    pub(crate) fn new(
+        length: Option<u64>,
+    ) -> (Self, tokio::sync::mpsc::Sender<std::io::Result<Bytes>>) {
+        let (sender, chunks) = tokio::sync::mpsc::channel(4);
+        (Self { chunks, length }, sender)
+    }
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.chunks
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|chunk| chunk.map(Frame::data)))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.length
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
+    }
+}
+
+/// A whole body.
+pub(crate) fn full(body: Bytes) -> Body {
+    Full::new(body).map_err(|never| match never {}).boxed()
+}
 
 /// A response with `body`, served as JSON.
 pub(crate) fn reply(status: u16, body: String) -> Reply {
@@ -133,7 +192,7 @@ pub(crate) fn reply_json(status: u16, body: &Value) -> Reply {
 }
 
 pub(crate) fn reply_bytes(status: u16, content_type: &'static str, body: Bytes) -> Reply {
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(full(body));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     response
         .headers_mut()
@@ -143,6 +202,14 @@ pub(crate) fn reply_bytes(status: u16, content_type: &'static str, body: Bytes) 
 
 /// The API a request is for, by path; the first route that answers wins.
 async fn route(state: &State, call: &Call<'_>) -> Reply {
+    let canned = locked(&state.canned).get(call.path).cloned();
+    if let Some((status, content_type, body)) = canned {
+        let mut response = reply_bytes(status, "application/json", body);
+        if let Ok(value) = HeaderValue::from_str(&content_type) {
+            response.headers_mut().insert(CONTENT_TYPE, value);
+        }
+        return response;
+    }
     if let Some(answer) = anthropic::route(state, call).await {
         return answer;
     }
@@ -267,6 +334,13 @@ impl MockServer {
     pub fn stop(&self) {
         let _ = self.stop.send(true);
     }
+
+    /// Answers every request for `path` (any method) with this status, content type and
+    /// body from now on, before any API route: for tests and fuzzing of what clients make
+    /// of arbitrary answers.
+    pub fn set_answer(&self, path: &str, status: u16, content_type: &str, body: Bytes) {
+        locked(&self.state.canned).insert(path.to_owned(), (status, content_type.to_owned(), body));
+    }
 }
 
 impl Drop for MockServer {
@@ -309,10 +383,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn handle(
-    state: Arc<State>,
-    request: hyper::Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(state: Arc<State>, request: hyper::Request<Incoming>) -> Result<Reply, Infallible> {
     let _in_flight = InFlight::enter(&state);
     state.requests.fetch_add(1, Ordering::Relaxed);
     let (parts, body) = request.into_parts();

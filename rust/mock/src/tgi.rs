@@ -54,7 +54,7 @@ pub(crate) async fn route(state: &State, call: &Call<'_>) -> Option<Reply> {
         let error = error_body(422, "missing field `inputs`");
         return Some(reply_json(422, &error));
     };
-    let script = match directives::run(state, inputs, &error_body).await {
+    let script = match directives::run(state, call, inputs, &error_body).await {
         Ok(script) => script,
         Err(reply) => return Some(reply),
     };
