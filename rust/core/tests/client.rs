@@ -37,6 +37,7 @@ fn config(server: &MockServer) -> ClientConfig {
         follow_redirects: true,
         pool_size: 64,
         seed: 1,
+        ..ClientConfig::new(server.origin())
     }
 }
 

@@ -1,12 +1,32 @@
 //! One HTTP client for any provider: connection pool, TLS roots, timeouts, admission by
 //! request and token rate limits, and the one retry loop every call goes through.
+//!
+//! Bad servers get a clear per-request error, never a hang, a panic or an unbounded buffer
+//! (see [`ApiError`] for which are retried):
+//! - the timeout bounds each whole attempt, body included (reqwest's per-request timeout
+//!   wraps the response body in the same deadline), so a body that trickles in slower than
+//!   the timeout is a [`ApiError::Timeout`];
+//! - bodies are read chunk by chunk up to a limit ([`ClientConfig::max_response_bytes`] for
+//!   generations, [`ClientConfig::max_download_bytes`] for other calls; error bodies up to
+//!   [`ERROR_BODY_LIMIT`]): a larger answer is refused as soon as it is known to be larger
+//!   (its `Content-Length`, or the bytes read so far);
+//! - a connection that breaks in the middle of the body is a [`ApiError::Connection`];
+//! - a 2xx generation body must be UTF-8 and must not be an error body (`{"error": ...}`,
+//!   reported with the provider's own message);
+//! - only 307 and 308 redirects to the same host are followed (none without
+//!   [`ClientConfig::follow_redirects`]; they resend the method and
+//!   the body; a 301/302/303 would turn a POST into a body-less GET, and another host would
+//!   receive the API key), at most [`ClientConfig::max_redirects`] of them and never back to
+//!   an address already visited.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION};
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -59,6 +79,20 @@ pub struct FormPart {
     pub content: Bytes,
 }
 
+/// The default [`ClientConfig::max_response_bytes`]: 32 MiB, hundreds of times the largest
+/// completion an API returns.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The default [`ClientConfig::max_download_bytes`]: 4 GiB (batch result files hold many
+/// completions).
+pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+/// The default [`ClientConfig::max_redirects`].
+pub const DEFAULT_MAX_REDIRECTS: usize = 10;
+
+/// The most of an error body that is read (its message is shortened anyway).
+pub const ERROR_BODY_LIMIT: u64 = 64 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub base_url: String,
@@ -71,11 +105,19 @@ pub struct ClientConfig {
     pub tokens_per_minute: Option<f64>,
     /// Extra trusted roots (PEM), e.g. a self-signed certificate of a local server.
     pub extra_root_certificates: Vec<Vec<u8>>,
-    /// Whether redirects are followed (up to 10); when not, a 3xx answer is an error.
+    /// Whether redirects are followed (same-host 307 and 308 only, up to `max_redirects`);
+    /// when not, a 3xx answer is an error.
     pub follow_redirects: bool,
     /// Idle keep-alive connections kept per host.
     pub pool_size: usize,
     pub seed: u64,
+    /// The largest generation response body read; a larger one fails the request with
+    /// "response larger than N bytes" (not retried).
+    pub max_response_bytes: u64,
+    /// The largest body of other calls (files, batches, result files).
+    pub max_download_bytes: u64,
+    /// 307/308 redirects to the same host followed per attempt.
+    pub max_redirects: usize,
 }
 
 impl ClientConfig {
@@ -93,6 +135,9 @@ impl ClientConfig {
             follow_redirects: true,
             pool_size: CLIENT_DEFAULTS.max_concurrency,
             seed: 0x5EED,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
+            max_redirects: DEFAULT_MAX_REDIRECTS,
         }
     }
 }
@@ -121,6 +166,8 @@ pub struct Client<P> {
     base_url: String,
     timeout: Duration,
     retry: RetryPolicy,
+    max_response_bytes: u64,
+    max_download_bytes: u64,
     started: Instant,
     limits: Mutex<Limits>,
 }
@@ -157,7 +204,7 @@ impl<P: Provider> Client<P> {
             .pool_max_idle_per_host(config.pool_size.max(1))
             .tcp_nodelay(true)
             .redirect(if config.follow_redirects {
-                reqwest::redirect::Policy::default()
+                redirect_policy(config.max_redirects)
             } else {
                 reqwest::redirect::Policy::none()
             })
@@ -177,6 +224,8 @@ impl<P: Provider> Client<P> {
             base_url,
             timeout: config.timeout,
             retry: config.retry,
+            max_response_bytes: config.max_response_bytes,
+            max_download_bytes: config.max_download_bytes,
             started: Instant::now(),
             limits: Mutex::new(Limits {
                 requests: config
@@ -233,12 +282,37 @@ impl<P: Provider> Client<P> {
         let path = self.provider.endpoint_path(request.endpoint)?;
         let payload = Payload::Json(request.body.clone());
         self.with_retries(Some(request.reserved_tokens), observer, || async {
-            let body = self
-                .attempt(&reqwest::Method::POST, &path, Some(&payload))
+            let (status, body) = self
+                .attempt(
+                    &reqwest::Method::POST,
+                    &path,
+                    Some(&payload),
+                    self.max_response_bytes,
+                )
                 .await?;
-            read(&body)
+            self.check_generation(status, &body)?;
+            read(&body).map_err(|error| explain_invalid(error, &body))
         })
         .await
+    }
+
+    /// What every 2xx generation body must be, whatever the API: UTF-8 (JSON is), and not
+    /// an error body (some servers answer errors with 200): its message is the provider's.
+    fn check_generation(&self, status: StatusCode, body: &[u8]) -> Result<(), ApiError> {
+        if let Err(error) = std::str::from_utf8(body) {
+            return Err(ApiError::InvalidResponse(format!(
+                "the response body is not valid UTF-8 (invalid byte at offset {})",
+                error.valid_up_to()
+            )));
+        }
+        if has_error_member(body) {
+            return Err(ApiError::InvalidResponse(format!(
+                "the API answered {} with an error instead of a completion: {}",
+                status.as_u16(),
+                self.provider.error_message(body)
+            )));
+        }
+        Ok(())
     }
 
     /// A call to another endpoint of the API (files, batches), retried like the others
@@ -250,7 +324,9 @@ impl<P: Provider> Client<P> {
         payload: Option<Payload>,
     ) -> Result<Bytes, ApiError> {
         self.with_retries(None, &Unobserved, || async {
-            let body = self.attempt(&method, path, payload.as_ref()).await?;
+            let (_, body) = self
+                .attempt(&method, path, payload.as_ref(), self.max_download_bytes)
+                .await?;
             Ok((body, 0))
         })
         .await
@@ -261,7 +337,8 @@ impl<P: Provider> Client<P> {
     pub async fn get_url(&self, url: &str) -> Result<Bytes, ApiError> {
         self.with_retries(None, &Unobserved, || async {
             let request = self.http.get(url).timeout(self.timeout);
-            Ok((self.read(request).await?, 0))
+            let (_, body) = self.read(request, self.max_download_bytes).await?;
+            Ok((body, 0))
         })
         .await
     }
@@ -303,13 +380,15 @@ impl<P: Provider> Client<P> {
         }
     }
 
-    /// One attempt at `path`: the body of a 2xx answer, or the error.
+    /// One attempt at `path`: the status and body (at most `limit` bytes) of a 2xx answer,
+    /// or the error.
     async fn attempt(
         &self,
         method: &reqwest::Method,
         path: &str,
         payload: Option<&Payload>,
-    ) -> Result<Bytes, ApiError> {
+        limit: u64,
+    ) -> Result<(StatusCode, Bytes), ApiError> {
         let url = self.provider.url(&self.base_url, path);
         let mut request = self.http.request(method.clone(), url).timeout(self.timeout);
         match payload {
@@ -317,25 +396,56 @@ impl<P: Provider> Client<P> {
             Some(Payload::Json(bytes)) => request = request.body(bytes.clone()),
             Some(Payload::Form(parts)) => request = request.multipart(form(parts)?),
         }
-        self.read(request).await
+        self.read(request, limit).await
     }
 
-    async fn read(&self, request: reqwest::RequestBuilder) -> Result<Bytes, ApiError> {
-        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
+    /// Sends `request` and reads the answer: the status and body of a 2xx (at most `limit`
+    /// bytes), else the status error with the provider's message.
+    async fn read(
+        &self,
+        request: reqwest::RequestBuilder,
+        limit: u64,
+    ) -> Result<(StatusCode, Bytes), ApiError> {
+        let mut response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
-        let retry_after = self.provider.retry_hint(response.headers());
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
         if !status.is_success() {
+            let retry_after = self.provider.retry_hint(response.headers());
+            let message = if status.is_redirection() {
+                unfollowed_redirect(response.headers())
+            } else {
+                // The status is what matters: a body cut by the limit, a timeout or a broken
+                // connection still gives what was read of the message.
+                let mut body = Vec::new();
+                while let Ok(Some(chunk)) = response.chunk().await {
+                    let room = usize::try_from(ERROR_BODY_LIMIT)
+                        .unwrap_or(usize::MAX)
+                        .saturating_sub(body.len());
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if chunk.len() >= room {
+                        break;
+                    }
+                }
+                self.provider.error_message(&body)
+            };
             return Err(ApiError::Status {
                 status: status.as_u16(),
-                message: self.provider.error_message(&bytes),
+                message,
                 retry_after,
             });
         }
-        Ok(bytes)
+        if let Some(length) = response.content_length()
+            && length > limit
+        {
+            return Err(too_large(limit));
+        }
+        let mut body = BodyBuffer::default();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.body_error(&e))? {
+            if body.len().saturating_add(chunk.len() as u64) > limit {
+                return Err(too_large(limit));
+            }
+            body.push(chunk, response.content_length().unwrap_or(0).min(limit));
+        }
+        Ok((status, body.into_bytes()))
     }
 
     fn limits(&self) -> MutexGuard<'_, Limits> {
@@ -402,16 +512,214 @@ impl<P: Provider> Client<P> {
         if error.is_timeout() {
             return ApiError::Timeout(self.timeout);
         }
-        // The URL is part of reqwest's message; the key never is (it is a header).
-        let mut message = error.to_string();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
+        if error.is_redirect() {
+            return redirect_error(error);
         }
-        ApiError::Connection(message)
+        ApiError::Connection(error_chain(error))
     }
+
+    /// An error while reading a 2xx body: the deadline passed, or the connection broke.
+    fn body_error(&self, error: &reqwest::Error) -> ApiError {
+        if error.is_timeout() {
+            return ApiError::Timeout(self.timeout);
+        }
+        ApiError::Connection(format!(
+            "the connection broke while reading the response body: {}",
+            error_chain(error)
+        ))
+    }
+}
+
+/// An error's message with its causes. The URL is part of reqwest's message; the key never
+/// is (it is a header).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::InvalidResponse(format!(
+        "response larger than {limit} bytes (the client's limit on a response body)"
+    ))
+}
+
+/// The bytes of a body read chunk by chunk: the first chunk is kept as it is (most bodies
+/// are one chunk), later ones are copied after it.
+#[derive(Default)]
+struct BodyBuffer {
+    first: Option<Bytes>,
+    rest: Vec<u8>,
+}
+
+impl BodyBuffer {
+    fn len(&self) -> u64 {
+        let first = self.first.as_ref().map_or(0, Bytes::len);
+        (first + self.rest.len()) as u64
+    }
+
+    /// Appends `chunk`; `expected` (the announced length, already checked against the
+    /// limit) sizes the copy once.
+    fn push(&mut self, chunk: Bytes, expected: u64) {
+        match &self.first {
+            None if self.rest.is_empty() => self.first = Some(chunk),
+            _ => {
+                if let Some(first) = self.first.take() {
+                    let expected = usize::try_from(expected).unwrap_or(0);
+                    self.rest.reserve(expected.max(first.len() + chunk.len()));
+                    self.rest.extend_from_slice(&first);
+                }
+                self.rest.extend_from_slice(&chunk);
+            }
+        }
+    }
+
+    fn into_bytes(self) -> Bytes {
+        match self.first {
+            Some(first) => first,
+            None => Bytes::from(self.rest),
+        }
+    }
+}
+
+/// Whether a body is a JSON object with a non-null top-level `error` (no completion of any
+/// supported API has one). Only bodies that mention `"error"` are parsed for it.
+fn has_error_member(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        error: Option<Value>,
+    }
+    const NEEDLE: &[u8] = b"\"error\"";
+    body.windows(NEEDLE.len()).any(|window| window == NEEDLE)
+        && serde_json::from_slice::<Probe>(body).is_ok_and(|probe| probe.error.is_some())
+}
+
+/// A provider's parse error made plain when the body is not JSON at all.
+fn explain_invalid(error: ApiError, body: &[u8]) -> ApiError {
+    match error {
+        ApiError::InvalidResponse(message)
+            if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() =>
+        {
+            let text = String::from_utf8_lossy(body);
+            let shown: String = text.chars().take(200).collect();
+            let more = if text.chars().count() > 200 {
+                "…"
+            } else {
+                ""
+            };
+            ApiError::InvalidResponse(format!(
+                "the response body is not valid JSON ({message}): {shown}{more}"
+            ))
+        }
+        other => other,
+    }
+}
+
+/// Why a redirect was not followed, for the error.
+#[derive(Debug)]
+struct RefusedRedirect {
+    status: u16,
+    message: String,
+}
+
+impl std::fmt::Display for RefusedRedirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RefusedRedirect {}
+
+/// Follows 307 and 308 (which resend the method and body) to the same host, without going
+/// back to an address already visited, at most `max` times; refuses anything else with a
+/// [`RefusedRedirect`].
+fn redirect_policy(max: usize) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let status = attempt.status();
+        let next = attempt.url();
+        let previous = attempt.previous();
+        let from = previous
+            .last()
+            .map_or_else(String::new, ToString::to_string);
+        let refusal = if !matches!(
+            status,
+            StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+        ) {
+            Some(format!(
+                "{from} redirects to {next} with status {}, which would resend the request as \
+                 a GET without its body; redirects other than 307 and 308 are not followed: \
+                 use the address it redirects to as the base URL",
+                status.as_u16()
+            ))
+        } else if previous.first().is_some_and(|first| {
+            first.host_str() != next.host_str()
+                || (first.scheme() == "https" && next.scheme() != "https")
+        }) {
+            Some(format!(
+                "{from} redirects to {next}, another host or an unencrypted address; such \
+                 redirects are not followed (the API key would go with them): use the \
+                 address it redirects to as the base URL if you trust it"
+            ))
+        } else if previous.contains(next) {
+            Some(format!(
+                "redirect loop: {from} redirects back to {next}, which was already visited"
+            ))
+        } else if previous.len() > max {
+            Some(format!(
+                "more than {max} redirects (the last from {from} to {next})"
+            ))
+        } else {
+            None
+        };
+        match refusal {
+            Some(message) => attempt.error(RefusedRedirect {
+                status: status.as_u16(),
+                message,
+            }),
+            None => attempt.follow(),
+        }
+    })
+}
+
+/// The error of a redirect the policy refused: the redirect's status and why.
+fn redirect_error(error: &reqwest::Error) -> ApiError {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<RefusedRedirect>() {
+            return ApiError::Status {
+                status: refused.status,
+                message: refused.message.clone(),
+                retry_after: None,
+            };
+        }
+        source = cause.source();
+    }
+    ApiError::InvalidResponse(format!(
+        "a redirect could not be followed: {}",
+        error_chain(error)
+    ))
+}
+
+/// The message of a 3xx answer that was not followed (the policy lets none through, but a
+/// request whose body cannot be sent twice is never redirected).
+fn unfollowed_redirect(headers: &HeaderMap) -> String {
+    let location = headers
+        .get(LOCATION)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .unwrap_or_default();
+    format!(
+        "the server redirects to {location:?}, which is not followed for this request: use \
+         that address as the base URL"
+    )
 }
 
 /// A multipart form from its parts; file contents are shared, not copied.

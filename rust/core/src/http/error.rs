@@ -5,15 +5,35 @@ use std::time::Duration;
 use serde_json::Value;
 use thiserror::Error;
 
+/// One request's failure. What a misbehaving server does maps onto these variants, and
+/// [`ApiError::is_retryable`] decides whether the client's one retry loop tries again:
+///
+/// | the server... | variant | retried |
+/// | --- | --- | --- |
+/// | cannot be reached, or resets the connection (before or in the middle of the body) | [`Connection`](ApiError::Connection) | yes |
+/// | does not send the whole response (headers *and* body) within the timeout, e.g. trickles it | [`Timeout`](ApiError::Timeout) | yes |
+/// | answers 408, 409, 429 or 5xx | [`Status`](ApiError::Status) | yes |
+/// | answers another 4xx | [`Status`](ApiError::Status) | no |
+/// | redirects in a loop, more than the client's `max_redirects` times, to another host, or with 301/302/303 (which would turn the request into a body-less GET) | [`Status`](ApiError::Status) with the 3xx status | no |
+/// | answers 2xx with a body larger than the client's limit | [`InvalidResponse`](ApiError::InvalidResponse) (`response larger than N bytes`) | no |
+/// | answers 2xx with invalid UTF-8, invalid JSON, or JSON that is not a completion | [`InvalidResponse`](ApiError::InvalidResponse) | no |
+/// | answers 2xx with an error body (`{"error": ...}`) | [`InvalidResponse`](ApiError::InvalidResponse) with the provider's message | no |
+///
+/// A broken connection or a timeout is usually the network's or a busy server's passing
+/// state; a body that is too large, unreadable or an error in disguise is what the server
+/// answers to this request, and would be paid for again on every retry.
 #[derive(Debug, Clone, Error, PartialEq)]
 pub enum ApiError {
-    /// The server could not be reached, or the connection broke.
+    /// The server could not be reached, or the connection broke (also in the middle of the
+    /// response body).
     #[error("Connection error: {0}")]
     Connection(String),
-    /// No complete response within the request timeout.
+    /// No complete response within the request timeout: the timeout bounds the whole
+    /// attempt, from connecting to the last byte of the body.
     #[error("Request timed out after {} s.", .0.as_secs_f64())]
     Timeout(Duration),
-    /// The server answered with an error status; `message` is the provider's own.
+    /// The server answered with an error status; `message` is the provider's own. Also a
+    /// redirect that is not followed (the message says why and where it pointed).
     #[error("Error code: {status} - {message}")]
     Status {
         status: u16,
@@ -21,7 +41,8 @@ pub enum ApiError {
         /// Seconds the server asked to wait before a retry, if it said.
         retry_after: Option<f64>,
     },
-    /// The server answered 2xx with a body that is not a valid completion.
+    /// The server answered 2xx with a body that is not a valid completion: too large, not
+    /// UTF-8, not JSON, not the API's shape, or an error body.
     #[error("Invalid response from the API: {0}")]
     InvalidResponse(String),
     /// The request could not be built (e.g. a malformed base URL or header).
