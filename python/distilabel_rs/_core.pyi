@@ -125,6 +125,8 @@ class NativeClient:
         pool_size: int = ...,
         seed: int | None = None,
         follow_redirects: bool = True,
+        # The largest generation response body read (default 32 MiB).
+        max_response_bytes: int | None = None,
     ) -> NativeClient: ...
     @property
     def provider(self) -> str: ...

@@ -75,6 +75,7 @@ impl NativeClient {
         pool_size = CLIENT_DEFAULTS.max_concurrency,
         seed = None,
         follow_redirects = true,
+        max_response_bytes = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -93,6 +94,7 @@ impl NativeClient {
         pool_size: usize,
         seed: Option<u64>,
         follow_redirects: bool,
+        max_response_bytes: Option<u64>,
     ) -> PyResult<Self> {
         let profile = match profile {
             Some(profile) => to_json(profile, "profile")?,
@@ -104,7 +106,7 @@ impl NativeClient {
                 "timeout must be a positive number of seconds, got {timeout}"
             ))
         })?;
-        let config = ClientConfig {
+        let mut config = ClientConfig {
             api_key,
             default_headers: default_headers.unwrap_or_default().into_iter().collect(),
             timeout,
@@ -121,6 +123,9 @@ impl NativeClient {
             follow_redirects,
             ..ClientConfig::new(base_url)
         };
+        if let Some(limit) = max_response_bytes {
+            config.max_response_bytes = limit;
+        }
         let inner = Client::new(provider, &config).map_err(IntoPyErr::into_pyerr)?;
         Ok(Self { inner })
     }
