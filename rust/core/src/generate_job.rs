@@ -426,6 +426,18 @@ fn parse_line(
     })
 }
 
+/// The parser of INPUT lines as the command runs it ([`parse_request`], then the request
+/// built), exposed for fuzzing: the custom id and the request, or what is wrong with the
+/// line.
+pub fn parse_input_line(
+    line: &str,
+    number: usize,
+    defaults: &RequestDefaults,
+    provider: &AnyProvider,
+) -> Result<(String, Request), String> {
+    parse_line(line, number, defaults, provider).map(|job| (job.custom_id, job.request))
+}
+
 /// INPUT as rows of the provider's batch format, read by the same parser as the online
 /// path: `(rows, malformed lines skipped)`.
 pub fn batch_rows(
