@@ -182,7 +182,9 @@ async fn a_huge_body_is_refused_at_the_limit_and_not_retried() {
     let server = MockServer::start(false).await.expect("server");
     let default_limit = 32 * 1024 * 1024;
     for api in APIS {
-        let client = client(api, &server, |_| {});
+        let client = client(api, &server, |c| {
+            c.max_retry_wait = Duration::from_millis(50)
+        });
         for text in ["[[huge_mb=100]] big", "[[huge_mb=100 content_length]] big"] {
             let before = server.requests();
             let (result, retries) = send(api, &client, text).await;
@@ -216,7 +218,9 @@ async fn a_huge_body_is_refused_at_the_limit_and_not_retried() {
 async fn invalid_utf8_and_invalid_json_are_clear_and_not_retried() {
     let server = MockServer::start(false).await.expect("server");
     for api in APIS {
-        let client = client(api, &server, |_| {});
+        let client = client(api, &server, |c| {
+            c.max_retry_wait = Duration::from_millis(50)
+        });
         let before = server.requests();
         let (result, retries) = send(api, &client, "[[invalid_utf8]] bytes").await;
         assert!(
@@ -246,7 +250,9 @@ async fn an_error_body_with_status_200_reports_the_providers_message() {
         (Api::Tgi, "Scripted error in a 200 response"),
     ];
     for (api, message) in expected {
-        let client = client(api, &server, |_| {});
+        let client = client(api, &server, |c| {
+            c.max_retry_wait = Duration::from_millis(50)
+        });
         let before = server.requests();
         let (result, retries) = send(api, &client, "[[error_200]] disguised").await;
         let wanted =
@@ -269,7 +275,9 @@ async fn an_error_body_with_status_200_reports_the_providers_message() {
 async fn same_host_307s_are_followed_a_bounded_number_of_times() {
     let server = MockServer::start(false).await.expect("server");
     for api in APIS {
-        let client = client(api, &server, |_| {});
+        let client = client(api, &server, |c| {
+            c.max_retry_wait = Duration::from_millis(50)
+        });
         let before = server.requests();
         let (result, _) = send(api, &client, "[[redirects=3]] over there").await;
         assert!(generation(&result).contains("over there"), "{api:?}");
@@ -370,4 +378,28 @@ async fn error_statuses_with_bad_bodies_keep_their_status() {
     let (result, retries) = send(Api::OpenAi, &client, "[[status=503 times=1]] busy").await;
     assert!(generation(&result).contains("busy"));
     assert_eq!(retries, 1);
+}
+
+/// Fuzzing finding: a retry hint too large for a `Duration` (`retry-after: 1e300`, a Go
+/// duration of 10^20 hours) panicked the retry loop; any hint now waits at most
+/// `max_retry_wait`.
+#[tokio::test]
+async fn absurd_retry_hints_wait_at_most_the_bound() {
+    let server = MockServer::start(false).await.expect("server");
+    let hints = [
+        (Api::OpenAi, "retry_after=1e300"),
+        (Api::OpenAi, "retry_after_ms=1e308"),
+        (Api::OpenAi, "ratelimit_reset=100000000000000000000h"),
+        (Api::Anthropic, "retry_after=1e300"),
+        (Api::Tgi, "retry_after=1e300"),
+    ];
+    for (api, hint) in hints {
+        let client = client(api, &server, |c| {
+            c.max_retry_wait = Duration::from_millis(50)
+        });
+        let text = format!("[[status=429 times=1 {hint}]] {api:?}");
+        let (result, retries) = send(api, &client, &text).await;
+        assert!(generation(&result).contains(&format!("{api:?}")), "{hint}");
+        assert_eq!(retries, 1);
+    }
 }

@@ -18,6 +18,8 @@
 //!   the body; a 301/302/303 would turn a POST into a body-less GET, and another host would
 //!   receive the API key), at most [`ClientConfig::max_redirects`] of them and never back to
 //!   an address already visited.
+//! - a retry waits what the server asked (`retry-after`, rate-limit resets) up to
+//!   [`ClientConfig::max_retry_wait`], whatever number it sent.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -33,6 +35,7 @@ use tokio::time::Instant;
 use super::completion::Completion;
 use super::error::ApiError;
 use super::provider::{Endpoint, Provider};
+use super::retry_hint::{hinted_wait, saturating_seconds};
 use crate::limits::{CLIENT_DEFAULTS, Jitter, RetryPolicy, TokenBucket};
 
 /// One request to a generation endpoint: its JSON body and the tokens it reserves against
@@ -87,6 +90,10 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 32 * 1024 * 1024;
 /// completions).
 pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
+/// The default [`ClientConfig::max_retry_wait`]: the longest retry hint the OpenAI and
+/// Anthropic SDKs honour.
+pub const DEFAULT_MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
 /// The default [`ClientConfig::max_redirects`].
 pub const DEFAULT_MAX_REDIRECTS: usize = 10;
 
@@ -118,6 +125,9 @@ pub struct ClientConfig {
     pub max_download_bytes: u64,
     /// 307/308 redirects to the same host followed per attempt.
     pub max_redirects: usize,
+    /// The longest wait before a retry that a server's hint (`retry-after`, rate-limit
+    /// resets) gets: a longer one is cut to this, so that no server parks a request.
+    pub max_retry_wait: Duration,
 }
 
 impl ClientConfig {
@@ -138,6 +148,7 @@ impl ClientConfig {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
             max_redirects: DEFAULT_MAX_REDIRECTS,
+            max_retry_wait: DEFAULT_MAX_RETRY_WAIT,
         }
     }
 }
@@ -168,6 +179,7 @@ pub struct Client<P> {
     retry: RetryPolicy,
     max_response_bytes: u64,
     max_download_bytes: u64,
+    max_retry_wait: Duration,
     started: Instant,
     limits: Mutex<Limits>,
 }
@@ -226,6 +238,7 @@ impl<P: Provider> Client<P> {
             retry: config.retry,
             max_response_bytes: config.max_response_bytes,
             max_download_bytes: config.max_download_bytes,
+            max_retry_wait: config.max_retry_wait,
             started: Instant::now(),
             limits: Mutex::new(Limits {
                 requests: config
@@ -373,7 +386,7 @@ impl<P: Provider> Client<P> {
                     let delay = self.retry_delay(&error, retries);
                     observer.retried();
                     retries += 1;
-                    tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+                    tokio::time::sleep(delay).await;
                 }
                 Err(error) => return Err(error),
             }
@@ -485,7 +498,7 @@ impl<P: Provider> Client<P> {
                     },
                 }
             };
-            tokio::time::sleep(Duration::from_secs_f64(wait.max(0.001))).await;
+            tokio::time::sleep(saturating_seconds(wait.max(0.001))).await;
         }
     }
 
@@ -497,15 +510,13 @@ impl<P: Provider> Client<P> {
         }
     }
 
-    /// What the server asked for, or the full-jitter backoff of retry number `retries`.
-    fn retry_delay(&self, error: &ApiError, retries: u32) -> f64 {
-        match error.retry_after() {
-            Some(hint) if hint.is_finite() && hint >= 0.0 => hint,
-            _ => {
-                let mut limits = self.limits();
-                self.retry.backoff(retries, &mut limits.jitter)
-            }
-        }
+    /// What the server asked for (at most `max_retry_wait`), or the full-jitter backoff of
+    /// retry number `retries`.
+    fn retry_delay(&self, error: &ApiError, retries: u32) -> Duration {
+        hinted_wait(error.retry_after(), self.max_retry_wait).unwrap_or_else(|| {
+            let mut limits = self.limits();
+            saturating_seconds(self.retry.backoff(retries, &mut limits.jitter))
+        })
     }
 
     fn transport_error(&self, error: &reqwest::Error) -> ApiError {

@@ -18,6 +18,7 @@ use thiserror::Error;
 /// | answers 2xx with a body larger than the client's limit | [`InvalidResponse`](ApiError::InvalidResponse) (`response larger than N bytes`) | no |
 /// | answers 2xx with invalid UTF-8, invalid JSON, or JSON that is not a completion | [`InvalidResponse`](ApiError::InvalidResponse) | no |
 /// | answers 2xx with an error body (`{"error": ...}`) | [`InvalidResponse`](ApiError::InvalidResponse) with the provider's message | no |
+/// | asks for an absurd wait before a retry (`retry-after: 1e300`) | the wait is cut to the client's `max_retry_wait` (60 s) | as its status says |
 ///
 /// A broken connection or a timeout is usually the network's or a busy server's passing
 /// state; a body that is too large, unreadable or an error in disguise is what the server

@@ -1,6 +1,24 @@
 //! Parsers of the headers in which servers say how long to wait before a retry.
 
+use std::time::Duration;
+
 use reqwest::header::HeaderMap;
+
+/// The wait a server's hint of `seconds` gets: the hint, cut to `max`; `None` (use the
+/// backoff) for no hint, a negative one or not a number. Never panics, whatever the number
+/// (`Duration::from_secs_f64` would on one too large).
+pub fn hinted_wait(seconds: Option<f64>, max: Duration) -> Option<Duration> {
+    let seconds = seconds.filter(|s| *s >= 0.0)?;
+    Some(Duration::try_from_secs_f64(seconds).map_or(max, |wait| wait.min(max)))
+}
+
+/// `seconds` as a duration: 0 for a negative number or NaN, [`Duration::MAX`] past it.
+pub fn saturating_seconds(seconds: f64) -> Duration {
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)
+}
 
 /// `retry-after-ms` (milliseconds), else `retry-after` (seconds), as seconds.
 pub fn retry_after(headers: &HeaderMap) -> Option<f64> {
@@ -75,6 +93,23 @@ mod tests {
         assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
         assert_eq!(retry_after(&headers(&[("retry-after", "-1")])), None);
         assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn hints_are_bounded_waits_whatever_the_number() {
+        let max = Duration::from_secs(60);
+        assert_eq!(
+            hinted_wait(Some(2.5), max),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(hinted_wait(Some(1e300), max), Some(max));
+        assert_eq!(hinted_wait(Some(f64::INFINITY), max), Some(max));
+        assert_eq!(hinted_wait(Some(-1.0), max), None);
+        assert_eq!(hinted_wait(Some(f64::NAN), max), None);
+        assert_eq!(hinted_wait(None, max), None);
+        assert_eq!(saturating_seconds(f64::NAN), Duration::ZERO);
+        assert_eq!(saturating_seconds(1e300), Duration::MAX);
+        assert_eq!(saturating_seconds(0.5), Duration::from_millis(500));
     }
 
     #[test]
