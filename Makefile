@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/distilabel-rs/target
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-demo demo test test-rust test-python test-engines lint format bench build-release clean
+.PHONY: help install install-demo demo test test-rust test-python test-engines lint format bench fuzz build-release clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -74,6 +74,21 @@ bench: install ## Side-by-side benchmarks against distilabel 1.5.3 (minutes)
 	$(BIN)/python benches/bench_inference_endpoints.py
 	$(BIN)/python benches/bench_ollama.py
 	$(BIN)/python benches/bench_pipeline.py
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= line_parser response_parsers retry_hints batch_results
+# cargo fuzz needs nightly's -Z flags: the nightly toolchain if rustup has one, else stable
+# told to accept them (RUSTC_BOOTSTRAP=1).
+FUZZ_CARGO = $(if $(shell rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo y),cargo +nightly,RUSTC_BOOTSTRAP=1 cargo)
+
+fuzz: ## Fuzz each parser of untrusted input for FUZZ_SECONDS (default 60) each; not in CI
+	command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+		scratch=$$(mktemp -d) || exit 1; \
+		CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/fuzz $(FUZZ_CARGO) fuzz run $$target $$scratch corpus/$$target \
+			-- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -timeout=60 || exit 1; \
+		rm -rf $$scratch; \
+	done
 
 build-release: $(BIN)/python ## Build the release abi3 wheel into dist/
 	$(BIN)/pip install --quiet 'maturin>=1.9.4,<2'
