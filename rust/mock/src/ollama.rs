@@ -44,7 +44,7 @@ pub(crate) async fn route(state: &State, call: &Call<'_>) -> Option<Reply> {
         return Some(reply_json(400, &error_body(400, "model is required")));
     }
     let text = text_of(&body);
-    let script = match directives::run(state, &text, &error_body).await {
+    let script = match directives::run(state, call, &text, &error_body).await {
         Ok(script) => script,
         Err(reply) => return Some(reply),
     };
