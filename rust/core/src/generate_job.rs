@@ -6,18 +6,29 @@
 //! the `custom_id`s already in the output, so nothing is duplicated. Input lines are OpenAI
 //! Batch requests (`custom_id`, `method`, `url`, `body`) or simple records
 //! (`{"messages": [...]}` or `{"prompt": "..."}`, whose custom id is the line number).
+//!
+//! I/O errors stop the job at once, whichever side they happen on: a write that fails (disk
+//! full, read-only or vanished file, EIO) or an output file deleted or moved while being
+//! written (checked every [`IDENTITY_CHECK`]); a read that fails or an input that shrank
+//! while being read. The requests in flight are abandoned (a re-run sends them again), a
+//! line cut by the failing write is removed, and the error names the file and the cause.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use thiserror::Error;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
+
+/// How often the writer checks that OUTPUT is still the file it writes to.
+pub const IDENTITY_CHECK: Duration = Duration::from_millis(250);
+/// How long a stopped job waits for its reader thread (it may be stuck in a read).
+const READER_GRACE: Duration = Duration::from_secs(1);
 
 use crate::batch_jobs::BatchJobs;
 use crate::http::{
@@ -44,6 +55,9 @@ pub enum JobError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The file at the path is no longer the one being read or written.
+    #[error("{}: {reason}", path.display())]
+    Changed { path: PathBuf, reason: String },
     #[error("{}:{line}: {reason}", path.display())]
     Malformed {
         path: PathBuf,
@@ -86,6 +100,31 @@ struct Job {
     request: Request,
 }
 
+/// The first I/O error of the reader or the writer thread, and a wake-up for the job.
+#[derive(Default)]
+struct Stop {
+    error: Mutex<Option<JobError>>,
+    notify: Notify,
+}
+
+impl Stop {
+    fn fail(&self, error: JobError) {
+        let mut slot = self.error.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(error);
+        }
+        drop(slot);
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Option<JobError> {
+        self.error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
 /// Runs the whole job; see the module documentation.
 pub async fn run_job(
     client: Arc<Client<AnyProvider>>,
@@ -104,14 +143,16 @@ pub async fn run_job(
             source,
         })?;
     let input = open_input(&config)?;
+    let stop = Arc::new(Stop::default());
 
     let capacity = config.max_concurrency.max(1);
     let (jobs_tx, mut jobs_rx) = mpsc::channel::<Job>(capacity * 2);
     let reader_progress = Arc::clone(&progress);
     let reader_config = config.clone();
     let provider = client.provider().clone();
-    let reader = tokio::task::spawn_blocking(move || {
-        read_lines(
+    let reader_stop = Arc::clone(&stop);
+    let mut reader = tokio::task::spawn_blocking(move || {
+        let read = read_lines(
             input,
             &reader_config,
             &|line, number| parse_line(line, number, &reader_config.defaults, &provider),
@@ -128,22 +169,42 @@ pub async fn run_job(
                 jobs_tx.blocking_send(job).is_ok()
             },
             &reader_progress.malformed,
-        )
+        );
+        match read {
+            Err(error @ (JobError::Io { .. } | JobError::Changed { .. })) => {
+                reader_stop.fail(error);
+                Ok(Vec::new())
+            }
+            other => other,
+        }
     });
 
     let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
     let output_path = config.output.clone();
-    let writer = tokio::task::spawn_blocking(move || write_output(output, &output_path, &lines_rx));
+    let writer_stop = Arc::clone(&stop);
+    let writer = tokio::task::spawn_blocking(move || {
+        if let Err(error) = write_output(output, &output_path, &lines_rx) {
+            writer_stop.fail(error);
+        }
+    });
 
     let permits = Arc::new(Semaphore::new(capacity));
     let mut tasks = tokio::task::JoinSet::new();
     let mut summary = Summary::default();
     let mut fatal = None;
+    let mut failed_io = None;
     let mut number = 0u64;
     let mut input_open = true;
-    loop {
+    while input_open || !tasks.is_empty() {
         tokio::select! {
             biased;
+            () = stop.notify.notified() => {
+                // An I/O error: nothing more can be read or written usefully.
+                failed_io = stop.take();
+                tasks.abort_all();
+                jobs_rx.close();
+                break;
+            }
             Some(finished) = tasks.join_next(), if !tasks.is_empty() => {
                 let Ok((line, outcome)) = finished else { continue };
                 if let Some(error) = record(&mut summary, outcome)
@@ -171,18 +232,28 @@ pub async fn run_job(
                     send(&client, job, id, &progress).await
                 });
             }
-            else => break,
         }
     }
+    tasks.abort_all();
     drop(lines_tx);
     // A reader blocked on a full channel must see the job end, or awaiting it would hang.
     drop(jobs_rx);
-    let malformed = reader.await.unwrap_or(Ok(Vec::new()));
-    let written = writer.await.unwrap_or(Ok(()));
+    let malformed = if failed_io.is_some() {
+        // The reader may be stuck in a read of a broken file: not waited for long.
+        match tokio::time::timeout(READER_GRACE, &mut reader).await {
+            Ok(joined) => joined.unwrap_or(Ok(Vec::new())),
+            Err(_) => Ok(Vec::new()),
+        }
+    } else {
+        reader.await.unwrap_or(Ok(Vec::new()))
+    };
+    writer.await.ok();
+    if let Some(error) = failed_io.or_else(|| stop.take()) {
+        return Err(error);
+    }
     if let Some(error) = fatal {
         return Err(JobError::Fatal(error));
     }
-    written?;
     summary.malformed_lines = malformed?;
     summary.skipped = progress.skipped.load(Ordering::Relaxed);
     summary.seconds = started.elapsed().as_secs_f64();
@@ -277,6 +348,7 @@ async fn send(
 }
 
 /// The custom ids already in the output. A last line cut short by a killed run is removed.
+/// An output that is not a regular file (`/dev/stdout`, a pipe, a device) has none.
 fn finished_ids(output: &Path) -> Result<HashSet<String>, JobError> {
     let io = |source| JobError::Io {
         action: "read",
@@ -284,6 +356,12 @@ fn finished_ids(output: &Path) -> Result<HashSet<String>, JobError> {
         source,
     };
     let mut done = HashSet::new();
+    match std::fs::metadata(output) {
+        Ok(metadata) if !metadata.is_file() => return Ok(done),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(done),
+        Err(error) => return Err(io(error)),
+    }
     let mut file = match OpenOptions::new().read(true).write(true).open(output) {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(done),
@@ -291,29 +369,45 @@ fn finished_ids(output: &Path) -> Result<HashSet<String>, JobError> {
     };
     let mut complete_length = 0u64;
     let mut reader = BufReader::new(&mut file);
-    let mut line = String::new();
+    let mut line = Vec::new();
     loop {
         line.clear();
-        let read = reader.read_line(&mut line).map_err(io)?;
-        if read == 0 || !line.ends_with('\n') {
+        let read = reader.read_until(b'\n', &mut line).map_err(io)?;
+        if read == 0 || line.last() != Some(&b'\n') {
             break;
         }
         complete_length += read as u64;
-        if let Ok(value) = serde_json::from_str::<Value>(&line)
+        if let Ok(value) = serde_json::from_slice::<Value>(&line)
             && let Some(id) = value.get("custom_id").and_then(Value::as_str)
         {
             done.insert(id.to_owned());
         }
     }
     drop(reader);
-    file.set_len(complete_length).map_err(io)?;
+    if file.metadata().map_err(io)?.len() != complete_length {
+        file.set_len(complete_length).map_err(io)?;
+    }
     file.seek(SeekFrom::End(0)).map_err(io)?;
     Ok(done)
 }
 
+/// Which file a path or handle is: device and inode (on Unix).
+#[cfg(unix)]
+fn identity(metadata: &std::fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((metadata.dev(), metadata.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(_metadata: &std::fs::Metadata) -> Option<(u64, u64)> {
+    None
+}
+
 /// Reads INPUT line by line, parsing each with `parse` and handing the result to `take`
 /// (which returns `false` to stop reading). Returns the malformed lines skipped (with
-/// `skip_malformed`), or the first one as an error.
+/// `skip_malformed`), or the first one as an error. A read error, or a regular file that
+/// ends before the size it had when opened (it was truncated while being read), is an
+/// error naming the file.
 fn read_lines<T>(
     input: File,
     config: &JobConfig,
@@ -321,18 +415,48 @@ fn read_lines<T>(
     take: &mut dyn FnMut(T) -> bool,
     malformed_count: &AtomicUsize,
 ) -> Result<MalformedLines, JobError> {
+    let size = input
+        .metadata()
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .map(|metadata| metadata.len());
+    read_lines_from(input, size, config, parse, take, malformed_count)
+}
+
+/// [`read_lines`] from any reader; `size`: the bytes it must have (a regular file's).
+fn read_lines_from<T>(
+    input: impl Read,
+    size: Option<u64>,
+    config: &JobConfig,
+    parse: &dyn Fn(&str, usize) -> Result<T, String>,
+    take: &mut dyn FnMut(T) -> bool,
+    malformed_count: &AtomicUsize,
+) -> Result<MalformedLines, JobError> {
     let mut malformed = Vec::new();
-    for (index, line) in BufReader::new(input).lines().enumerate() {
-        let number = index + 1;
-        let line = line.map_err(|source| JobError::Io {
-            action: "read",
-            path: config.input.clone(),
-            source,
-        })?;
-        if line.trim().is_empty() {
-            continue;
+    let mut reader = BufReader::new(input);
+    let mut bytes = Vec::new();
+    let mut consumed = 0u64;
+    let mut number = 0;
+    loop {
+        bytes.clear();
+        let read = reader
+            .read_until(b'\n', &mut bytes)
+            .map_err(|source| JobError::Io {
+                action: "read",
+                path: config.input.clone(),
+                source,
+            })?;
+        if read == 0 {
+            break;
         }
-        let item = match parse(&line, number) {
+        consumed += read as u64;
+        number += 1;
+        let parsed = match std::str::from_utf8(&bytes) {
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => parse(line.trim_end_matches(['\n', '\r']), number),
+            Err(e) => Err(format!("not valid UTF-8: {e}")),
+        };
+        let item = match parsed {
             Ok(item) => item,
             Err(reason) if config.skip_malformed => {
                 malformed.push((number, reason));
@@ -348,8 +472,19 @@ fn read_lines<T>(
             }
         };
         if !take(item) {
-            break;
+            return Ok(malformed);
         }
+    }
+    if let Some(size) = size
+        && consumed < size
+    {
+        return Err(JobError::Changed {
+            path: config.input.clone(),
+            reason: format!(
+                "the input was truncated while being read (it ended after {consumed} of its \
+                 {size} bytes); restore it and re-run"
+            ),
+        });
     }
     Ok(malformed)
 }
@@ -453,26 +588,116 @@ pub fn batch_rows(
     Ok((rows, malformed))
 }
 
+/// Appends each line to OUTPUT as it comes (one write per line, so that a kill leaves
+/// whole lines). Stops at the first failing write, removing the part of the line it wrote;
+/// checks every [`IDENTITY_CHECK`] that OUTPUT is still the file being written (a deleted or
+/// moved file would swallow every later line); syncs at the end.
 fn write_output(
     mut output: File,
     path: &Path,
     lines: &std::sync::mpsc::Receiver<String>,
 ) -> Result<(), JobError> {
-    for mut line in lines {
-        line.push('\n');
-        // One write per result: a killed run leaves whole lines (a cut last line is
-        // dropped on resume).
-        output
-            .write_all(line.as_bytes())
-            .map_err(|source| JobError::Io {
-                action: "write",
-                path: path.to_path_buf(),
-                source,
-            })?;
-    }
-    output.flush().map_err(|source| JobError::Io {
+    let failed = |source| JobError::Io {
         action: "write",
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let regular = output.metadata().is_ok_and(|metadata| metadata.is_file());
+    let mut length = if regular {
+        output.metadata().map_err(failed)?.len()
+    } else {
+        0
+    };
+    let mut checked = Instant::now();
+    loop {
+        let line = match lines.recv_timeout(IDENTITY_CHECK) {
+            Ok(line) => Some(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        if let Some(mut line) = line {
+            line.push('\n');
+            if let Err(source) = output.write_all(line.as_bytes()) {
+                if regular {
+                    // Best effort: the cut line would be dropped on resume anyway.
+                    let _ = output.set_len(length);
+                }
+                return Err(failed(source));
+            }
+            length += line.len() as u64;
+        }
+        if regular && checked.elapsed() >= IDENTITY_CHECK {
+            checked = Instant::now();
+            still_there(&output, path)?;
+        }
+    }
+    output.flush().map_err(failed)?;
+    if regular {
+        still_there(&output, path)?;
+        // Errors a filesystem reports only when data reaches the disk surface here.
+        output.sync_data().map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// An error if `path` is no longer the file `file` (it was deleted or moved).
+fn still_there(file: &File, path: &Path) -> Result<(), JobError> {
+    let ours = file.metadata().ok().as_ref().and_then(identity);
+    let there = std::fs::metadata(path);
+    let vanished = match &there {
+        Err(error) => error.kind() == std::io::ErrorKind::NotFound,
+        Ok(metadata) => ours.is_some() && identity(metadata) != ours,
+    };
+    if vanished {
+        return Err(JobError::Changed {
+            path: path.to_path_buf(),
+            reason: "the output file (or its directory) was deleted or moved while being \
+                     written; every later result would be lost: restore it (or remove the \
+                     partial copy) and re-run"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Appends to `output` the result lines whose custom id it does not have yet (a line cut
+/// by an earlier kill or full disk is removed first), then syncs it; returns how many were
+/// written. For `--batch-api`, whose results arrive all at once.
+pub fn append_results<'a>(
+    output: &Path,
+    results: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<usize, JobError> {
+    let done = finished_ids(output)?;
+    let failed = |source| JobError::Io {
+        action: "write",
+        path: output.to_path_buf(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(output)
+        .map_err(failed)?;
+    let regular = file.metadata().is_ok_and(|metadata| metadata.is_file());
+    let mut length = file.metadata().map_or(0, |metadata| metadata.len());
+    let mut written = 0;
+    for (custom_id, line) in results {
+        if done.contains(custom_id) {
+            continue;
+        }
+        let mut line = line.trim_end_matches(['\n', '\r']).to_owned();
+        line.push('\n');
+        if let Err(source) = file.write_all(line.as_bytes()) {
+            if regular {
+                let _ = file.set_len(length);
+            }
+            return Err(failed(source));
+        }
+        length += line.len() as u64;
+        written += 1;
+    }
+    if regular {
+        file.sync_data().map_err(failed)?;
+    }
+    Ok(written)
 }
