@@ -450,6 +450,10 @@ fn read_lines_from<T>(
             break;
         }
         consumed += read as u64;
+        if bytes.last() != Some(&b'\n') {
+            // The last line: if the file ends early, it was cut by the truncation.
+            truncated(consumed, size, config)?;
+        }
         number += 1;
         let parsed = match std::str::from_utf8(&bytes) {
             Ok(line) if line.trim().is_empty() => continue,
@@ -475,18 +479,22 @@ fn read_lines_from<T>(
             return Ok(malformed);
         }
     }
-    if let Some(size) = size
-        && consumed < size
-    {
-        return Err(JobError::Changed {
+    truncated(consumed, size, config)?;
+    Ok(malformed)
+}
+
+/// An error if the input ended after `consumed` bytes when it had `size` when opened.
+fn truncated(consumed: u64, size: Option<u64>, config: &JobConfig) -> Result<(), JobError> {
+    match size {
+        Some(size) if consumed < size => Err(JobError::Changed {
             path: config.input.clone(),
             reason: format!(
                 "the input was truncated while being read (it ended after {consumed} of its \
                  {size} bytes); restore it and re-run"
             ),
-        });
+        }),
+        _ => Ok(()),
     }
-    Ok(malformed)
 }
 
 fn open_input(config: &JobConfig) -> Result<File, JobError> {
@@ -700,4 +708,153 @@ pub fn append_results<'a>(
         file.sync_data().map_err(failed)?;
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that fails with EIO after `good` bytes (a failing disk).
+    struct FailingAfter {
+        data: std::io::Cursor<Vec<u8>>,
+        good: u64,
+    }
+
+    impl Read for FailingAfter {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            if self.data.position() >= self.good {
+                return Err(std::io::Error::from_raw_os_error(5));
+            }
+            let room = usize::try_from(self.good - self.data.position()).unwrap_or(usize::MAX);
+            let end = buffer.len().min(room);
+            self.data.read(&mut buffer[..end])
+        }
+    }
+
+    fn config() -> JobConfig {
+        JobConfig {
+            input: PathBuf::from("/data/in.jsonl"),
+            output: PathBuf::from("/data/out.jsonl"),
+            defaults: RequestDefaults {
+                model: "m".into(),
+                generations: None,
+                max_tokens: None,
+                temperature: None,
+                top_p: None,
+            },
+            max_concurrency: 1,
+            skip_malformed: false,
+        }
+    }
+
+    fn lines(count: usize) -> Vec<u8> {
+        (0..count)
+            .map(|i| format!("{{\"prompt\": \"q{i}\"}}\n"))
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    #[test]
+    fn an_input_that_fails_mid_read_is_an_error_naming_it() {
+        let data = lines(100);
+        let mut taken = 0;
+        let error = read_lines_from(
+            FailingAfter {
+                data: std::io::Cursor::new(data),
+                good: 500,
+            },
+            None,
+            &config(),
+            &|line, _| Ok(line.to_owned()),
+            &mut |_| {
+                taken += 1;
+                true
+            },
+            &AtomicUsize::new(0),
+        )
+        .expect_err("EIO");
+        assert!(taken > 0 && taken < 100, "{taken}");
+        let message = error.to_string();
+        assert!(
+            message.starts_with("cannot read /data/in.jsonl: "),
+            "{message}"
+        );
+        assert!(
+            matches!(error, JobError::Io { ref source, .. } if source.raw_os_error() == Some(5))
+        );
+    }
+
+    #[test]
+    fn an_input_shorter_than_it_was_is_an_error() {
+        let data = lines(10);
+        let size = data.len() as u64;
+        let truncated = data[..data.len() / 2].to_vec();
+        let error = read_lines_from(
+            truncated.as_slice(),
+            Some(size),
+            &config(),
+            &|line, _| Ok(line.to_owned()),
+            &mut |_| true,
+            &AtomicUsize::new(0),
+        )
+        .expect_err("truncated");
+        assert!(
+            error.to_string().contains("truncated while being read"),
+            "{error}"
+        );
+        // A whole input, and one that stopped because the job stopped, are fine.
+        let whole = read_lines_from(
+            data.as_slice(),
+            Some(size),
+            &config(),
+            &|line, _| Ok(line.to_owned()),
+            &mut |_| true,
+            &AtomicUsize::new(0),
+        );
+        assert!(whole.is_ok());
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_malformed_line() {
+        let data = b"{\"prompt\": \"a\"}\n\xff\xfe\n".to_vec();
+        let error = read_lines_from(
+            data.as_slice(),
+            None,
+            &config(),
+            &|line, _| Ok(line.to_owned()),
+            &mut |_| true,
+            &AtomicUsize::new(0),
+        )
+        .expect_err("malformed");
+        assert!(
+            matches!(error, JobError::Malformed { line: 2, .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn appended_results_skip_what_is_there_and_drop_a_cut_line() {
+        let dir = std::env::temp_dir().join(format!("distilabel-rs-append-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let output = dir.join("out.jsonl");
+        std::fs::write(
+            &output,
+            "{\"custom_id\": \"a\"}\n{\"custom_id\": \"b\", \"cut",
+        )
+        .expect("write");
+        let written = append_results(
+            &output,
+            [
+                ("a", "{\"custom_id\": \"a\", \"again\": 1}"),
+                ("b", "{\"custom_id\": \"b\"}\n"),
+            ],
+        )
+        .expect("append");
+        assert_eq!(written, 1);
+        assert_eq!(
+            std::fs::read_to_string(&output).expect("read"),
+            "{\"custom_id\": \"a\"}\n{\"custom_id\": \"b\"}\n"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
