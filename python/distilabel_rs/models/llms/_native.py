@@ -246,6 +246,7 @@ class NativeLLM(AsyncLLM):
         Returns:
             One output per input, in input order.
         """
+        self._load_if_copied()
         requests = self._requests(inputs, num_generations, kwargs)
         handle = self._start(requests)
         reporter = self._reporter(handle.progress)
@@ -265,12 +266,14 @@ class NativeLLM(AsyncLLM):
         self, inputs: List["FormattedInput"], num_generations: int = 1, **kwargs: Any
     ) -> List["GenerateOutput"]:
         """Like `generate`, awaited: cancelling the awaiting task cancels the requests."""
+        self._load_if_copied()
         requests = self._requests(inputs, num_generations, kwargs)
         return await self._run_async(requests, num_generations, grouped=True)
 
     async def _agenerate_one(self, arguments: Dict[str, Any]) -> "GenerateOutput":
         """The body of a provider's `agenerate`: its (validated) `arguments` (its
         `locals()`) sent as one request, whose output is returned."""
+        self._load_if_copied()
         parameters = {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
         context = self._batch_context()
         request = self._request(parameters, context)
@@ -352,6 +355,7 @@ class NativeLLM(AsyncLLM):
         A provider without `n` gets one row per input and generation (custom ids
         `"<input>-<generation>"`: Anthropic allows only letters, digits, `_` and `-`),
         grouped back per input as the online path does."""
+        self._load_if_copied()
         if self.jobs_ids:
             return self._collect_batch_results(inputs, num_generations, request)
         if inputs is None:
