@@ -347,15 +347,40 @@ async fn send(
     }
 }
 
+/// The custom ids already in the output, kept as 128-bit hashes (16 bytes each, whatever
+/// the ids' length: a resumed run of a million requests holds 16 MB of them, not the ids),
+/// keyed at random per process: two ids collide with a chance of about n²/2¹²⁹.
+#[derive(Default)]
+struct FinishedIds {
+    hashes: HashSet<u128>,
+    keys: (std::hash::RandomState, std::hash::RandomState),
+}
+
+impl FinishedIds {
+    fn hash(&self, id: &str) -> u128 {
+        use std::hash::BuildHasher;
+        (u128::from(self.keys.0.hash_one(id)) << 64) | u128::from(self.keys.1.hash_one(id))
+    }
+
+    fn insert(&mut self, id: &str) {
+        let hash = self.hash(id);
+        self.hashes.insert(hash);
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.hashes.contains(&self.hash(id))
+    }
+}
+
 /// The custom ids already in the output. A last line cut short by a killed run is removed.
 /// An output that is not a regular file (`/dev/stdout`, a pipe, a device) has none.
-fn finished_ids(output: &Path) -> Result<HashSet<String>, JobError> {
+fn finished_ids(output: &Path) -> Result<FinishedIds, JobError> {
     let io = |source| JobError::Io {
         action: "read",
         path: output.to_path_buf(),
         source,
     };
-    let mut done = HashSet::new();
+    let mut done = FinishedIds::default();
     match std::fs::metadata(output) {
         Ok(metadata) if !metadata.is_file() => return Ok(done),
         Ok(_) => {}
@@ -380,7 +405,7 @@ fn finished_ids(output: &Path) -> Result<HashSet<String>, JobError> {
         if let Ok(value) = serde_json::from_slice::<Value>(&line)
             && let Some(id) = value.get("custom_id").and_then(Value::as_str)
         {
-            done.insert(id.to_owned());
+            done.insert(id);
         }
     }
     drop(reader);

@@ -573,15 +573,22 @@ impl<P: Provider> DurableSteps for OpenAiBatchJobs<P> {
             })
             .await?;
         kill_point("before-create");
-        if self.profile.wait_for_files {
-            self.wait_until_processed(&file_id).await?;
-        }
-        match self.create(&file_id, metadata, since).await {
+        let processed = if self.profile.wait_for_files {
+            self.wait_until_processed(&file_id).await
+        } else {
+            Ok(())
+        };
+        let created = match processed {
+            Ok(()) => self.create(&file_id, metadata, since).await,
+            Err(error) => Err(error),
+        };
+        match created {
             Ok(job) => {
                 kill_point("after-create");
                 Ok(job)
             }
-            // Refused: no job was created, and the file will never be used.
+            // Refused (the file or the job): no job was created, and the file will never be
+            // used.
             Err(error) if refused(&error) => {
                 self.delete_file(&file_id).await.ok();
                 recorder
