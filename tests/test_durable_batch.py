@@ -333,15 +333,19 @@ def outputs_of(result: subprocess.CompletedProcess) -> Any:
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
-@pytest.mark.parametrize("kill_at", ["after-submit", "after-create"])
+@pytest.mark.parametrize("kill_at", [None, "after-submit", "after-create"])
 def test_offline_generation_killed_before_its_jobs_were_cached_pays_once(
-    server: Any, cache: Path, kind: str, kill_at: str
+    server: Any, cache: Path, kind: str, kill_at: Optional[str]
 ) -> None:
-    """`after-submit`: the ids were returned but the process died before anything (e.g.
-    distilabel's cache) kept them; `after-create`: inside the submission."""
+    """`None`: the first run ends with the jobs running and nothing keeps their ids (as
+    when distilabel is killed before caching `jobs_ids`); `after-submit`: killed right after
+    the ids were returned; `after-create`: killed inside the submission."""
     inputs = [[{"role": "user", "content": f"q{i}"}] for i in range(3)]
-    killed = offline(kind, server, inputs, cache, kill_at=kill_at, rounds=1)
-    assert killed.returncode in KILLED, killed.stderr[-3000:]
+    first = offline(kind, server, inputs, cache, kill_at=kill_at, rounds=1)
+    if kill_at is None:
+        assert first.returncode == 0 and "JOBS " in first.stdout, first.stderr[-3000:]
+    else:
+        assert first.returncode in KILLED, first.stderr[-3000:]
     assert len(server.batch_ids()) == 1
     outputs = outputs_of(offline(kind, server, inputs, cache))
     assert outputs == [[f"echo: q{i}"] for i in range(3)]
