@@ -8,23 +8,31 @@ BIN := $(VENV)/bin
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/distilabel-rs/target
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-rust test-python test-engines lint format bench build-release clean
+.PHONY: help install install-demo demo test test-rust test-python test-engines lint format bench build-release clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --upgrade pip
 
 install: $(BIN)/python ## Build the Rust extension into .venv with the test extras
 	$(BIN)/pip install --quiet 'maturin>=1.9.4,<2'
 	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --quiet --profile ci --extras test
 
 DEMO_OUTPUT ?= $(abspath $(VENV))/demo-results.jsonl
+INSTALL_LOG := $(abspath $(VENV))/install.log
 
-demo: install ## Install, then run the main job: `distilabel-rs generate` on examples/requests.jsonl (local mock server, no key)
-	rm -f $(DEMO_OUTPUT)
+# The package and what the demo needs (the progress bar), not the test extras; the build's
+# output goes to a log, shown only if it fails.
+install-demo: $(BIN)/python
+	@echo "Building distilabel-rs into $(VENV) (the first build of the Rust extension takes a few minutes; log: $(INSTALL_LOG))..."
+	@$(BIN)/pip install --quiet 'maturin>=1.9.4,<2' > $(INSTALL_LOG) 2>&1 || (cat $(INSTALL_LOG); exit 1)
+	@VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --quiet --profile ci --extras progress >> $(INSTALL_LOG) 2>&1 || (cat $(INSTALL_LOG); exit 1)
+
+demo: install-demo ## Install, then run the main job: `distilabel-rs generate` on examples/requests.jsonl (local mock server, no key)
+	@rm -f $(DEMO_OUTPUT)
 	$(BIN)/distilabel-rs generate examples/requests.jsonl -o $(DEMO_OUTPUT) --model demo-model --mock --num-generations 2
 	@echo "first result line of $(DEMO_OUTPUT):"
 	@head -c 400 $(DEMO_OUTPUT); echo " ..."
@@ -32,8 +40,8 @@ demo: install ## Install, then run the main job: `distilabel-rs generate` on exa
 
 test: install test-rust test-python ## Install, then run the Rust and Python tests
 
-test-rust: ## Rust core tests (no Python involved)
-	cargo test --quiet -p distilabel-rs-core
+test-rust: ## Rust core and mock server tests (no Python involved)
+	cargo test --quiet -p distilabel-rs-core -p distilabel-rs-mock
 
 test-python: ## Python tests, including the differential suite against distilabel 1.5.3
 	$(BIN)/python -m pytest tests -q
@@ -61,6 +69,10 @@ bench: install ## Side-by-side benchmarks against distilabel 1.5.3 (minutes)
 	$(BIN)/python benches/bench_fanout.py
 	$(BIN)/python benches/bench_grouping.py
 	$(BIN)/python benches/bench_openai.py
+	$(BIN)/python benches/bench_providers.py
+	$(BIN)/python benches/bench_anthropic.py
+	$(BIN)/python benches/bench_inference_endpoints.py
+	$(BIN)/python benches/bench_ollama.py
 	$(BIN)/python benches/bench_pipeline.py
 
 build-release: $(BIN)/python ## Build the release abi3 wheel into dist/

@@ -12,21 +12,17 @@ when installed.
 """
 
 import argparse
-import json
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
-from common import machine, mock_server_process
+from common import machine, mock_server_process, run_client, wrk
 
 REPO = Path(__file__).resolve().parents[1]
 # A model name the anthropic SDK 0.49 lists (distilabel's `load()` rejects the others).
 MODEL = "claude-3-5-sonnet-20241022"
 
 CLIENT = """
-import json, resource, sys, time, warnings
+import sys, warnings
+from common import measure
 warnings.simplefilter("ignore")
 lib, origin, count, model = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 if lib == "distilabel":
@@ -40,14 +36,8 @@ inputs = [
     for i in range(count)
 ]
 llm.generate(inputs[:50])  # warm up: connections, imports
-def cpu():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-start_wall, start_cpu = time.perf_counter(), cpu()
-outputs = llm.generate(inputs)
-wall, used = time.perf_counter() - start_wall, cpu() - start_cpu
+outputs = measure(lambda: llm.generate(inputs), count)
 assert len(outputs) == count and outputs[-1]["generations"][0].startswith("echo:")
-print(json.dumps({"requests_per_second": count / wall, "cpu_us_per_request": used / count * 1e6}))
 """
 
 WRK_SCRIPT = """
@@ -60,29 +50,7 @@ wrk.body = '{"model": "bench", "max_tokens": 128, "system": "be brief", "message
 
 
 def client(lib: str, origin: str, count: int) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-c", CLIENT, lib, origin, str(count), MODEL],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-    )
-    return json.loads(result.stdout)
-
-
-def wrk(origin: str) -> str:
-    if shutil.which("wrk") is None:
-        return "wrk not installed (`apt-get install wrk`)"
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT)
-    out = subprocess.run(
-        ["wrk", "-t2", "-c64", "-d5s", "-s", script.name, f"{origin}/v1/messages"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    line = next((line for line in out.splitlines() if line.startswith("Requests/sec")), "")
-    return line.split(":", 1)[1].strip() if line else "?"
+    return run_client(CLIENT, lib, origin, str(count), MODEL)
 
 
 def main() -> None:
@@ -98,7 +66,7 @@ def main() -> None:
         origin = base_url.removesuffix("/v1")
         theirs = client("distilabel", origin, args.distilabel_requests)
         ours = client("distilabel_rs", origin, args.ours_requests)
-        ceiling = wrk(origin)
+        ceiling = wrk(f"{origin}/v1/messages", WRK_SCRIPT)
 
     print(f"Machine: {machine()}\n")
     print("| client | requests | requests/s | client CPU per request |")

@@ -14,17 +14,15 @@ of every thread of the client process).
 """
 
 import argparse
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-from common import machine, mock_server_process
+from common import machine, mock_server_process, run_client
 
 REPO = Path(__file__).resolve().parents[1]
 
 CLIENT = """
-import json, resource, sys, time, warnings
+import sys, warnings
+from common import measure
 warnings.simplefilter("ignore")
 lib, base_url, api, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 if lib == "distilabel":
@@ -43,26 +41,13 @@ if api == "chat":
 else:
     inputs = [f"prompt number {i}" for i in range(count)]
 llm.generate(inputs[:50])  # warm up: connections, imports
-def cpu():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-start_wall, start_cpu = time.perf_counter(), cpu()
-outputs = llm.generate(inputs)
-wall, used = time.perf_counter() - start_wall, cpu() - start_cpu
+outputs = measure(lambda: llm.generate(inputs), count)
 assert len(outputs) == count and all(o["generations"][0].startswith("echo:") for o in outputs)
-print(json.dumps({"requests_per_second": count / wall, "cpu_us_per_request": used / count * 1e6}))
 """
 
 
 def client(lib: str, base_url: str, api: str, count: int) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-c", CLIENT, lib, base_url, api, str(count)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-    )
-    return json.loads(result.stdout)
+    return run_client(CLIENT, lib, base_url, api, str(count))
 
 
 def main() -> None:

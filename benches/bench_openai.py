@@ -10,19 +10,15 @@ package `wrk`) against the same server gives the ceiling, when installed.
 """
 
 import argparse
-import json
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
-from common import machine, mock_server_process
+from common import machine, mock_server_process, run_client, wrk
 
 REPO = Path(__file__).resolve().parents[1]
 
 CLIENT = """
-import json, resource, sys, time, warnings
+import sys, warnings
+from common import measure
 warnings.simplefilter("ignore")
 lib, base_url, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if lib == "distilabel":
@@ -33,14 +29,8 @@ llm = OpenAILLM(model="bench", base_url=base_url, api_key="sk-bench")
 llm.load()
 inputs = [[{"role": "user", "content": f"question number {i}"}] for i in range(count)]
 llm.generate(inputs[:50])  # warm up: connections, imports
-def cpu():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-start_wall, start_cpu = time.perf_counter(), cpu()
-outputs = llm.generate(inputs)
-wall, used = time.perf_counter() - start_wall, cpu() - start_cpu
+outputs = measure(lambda: llm.generate(inputs), count)
 assert len(outputs) == count and outputs[-1]["generations"][0].startswith("echo:")
-print(json.dumps({"requests_per_second": count / wall, "cpu_us_per_request": used / count * 1e6}))
 """
 
 WRK_SCRIPT = """
@@ -51,29 +41,7 @@ wrk.body = '{"model": "bench", "messages": [{"role": "user", "content": "questio
 
 
 def client(lib: str, base_url: str, count: int) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-c", CLIENT, lib, base_url, str(count)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-    )
-    return json.loads(result.stdout)
-
-
-def wrk(base_url: str) -> str:
-    if shutil.which("wrk") is None:
-        return "wrk not installed (`apt-get install wrk`)"
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT)
-    out = subprocess.run(
-        ["wrk", "-t2", "-c64", "-d5s", "-s", script.name, f"{base_url}/chat/completions"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    line = next((line for line in out.splitlines() if line.startswith("Requests/sec")), "")
-    return line.split(":", 1)[1].strip() if line else "?"
+    return run_client(CLIENT, lib, base_url, str(count))
 
 
 def main() -> None:
@@ -85,7 +53,7 @@ def main() -> None:
     with mock_server_process() as base_url:
         theirs = client("distilabel", base_url, args.distilabel_requests)
         ours = client("distilabel_rs", base_url, args.ours_requests)
-        ceiling = wrk(base_url)
+        ceiling = wrk(f"{base_url}/chat/completions", WRK_SCRIPT)
 
     print(f"Machine: {machine()}\n")
     print("| client | requests | requests/s | client CPU per request |")

@@ -12,17 +12,15 @@ their request path is measured with the workaround the differential tests use.
 """
 
 import argparse
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-from common import machine, mock_server_process
+from common import machine, mock_server_process, run_client
 
 REPO = Path(__file__).resolve().parents[1]
 
 CLIENT = r"""
-import json, resource, sys, tempfile, time, warnings
+import json, sys, tempfile, warnings
+from common import measure
 warnings.simplefilter("ignore")
 lib, provider, base_url, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 origin = base_url[: -len("/v1")]
@@ -76,14 +74,8 @@ except TypeError:
     llm._aclient = Mistral(api_key=key, server_url=origin)
 inputs = [[{"role": "user", "content": f"question number {i}"}] for i in range(count)]
 llm.generate(inputs[:50])  # warm up: connections, imports
-def cpu():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-start_wall, start_cpu = time.perf_counter(), cpu()
-outputs = llm.generate(inputs)
-wall, used = time.perf_counter() - start_wall, cpu() - start_cpu
+outputs = measure(lambda: llm.generate(inputs), count)
 assert len(outputs) == count and "echo:" in outputs[-1]["generations"][0]
-print(json.dumps({"requests_per_second": count / wall, "cpu_us_per_request": used / count * 1e6}))
 """
 
 CLASSES = {
@@ -97,15 +89,7 @@ CLASSES = {
 
 
 def client(lib: str, provider: str, base_url: str, count: int) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-c", CLIENT, lib, provider, base_url, str(count)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"{lib} {provider} failed:\n{result.stderr[-2000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_client(CLIENT, lib, provider, base_url, str(count))
 
 
 def main() -> None:

@@ -107,7 +107,7 @@ class RequestCancelledError(APIError):
 @final
 class NativeClient:
     """A client of one provider (`"openai"` with a profile for every OpenAI-compatible
-    API) with its own connection pool."""
+    API, `"ollama"`) with its own connection pool."""
 
     def __new__(
         cls,
@@ -127,6 +127,7 @@ class NativeClient:
         root_certificate_pem: bytes | None = None,
         pool_size: int = ...,
         seed: int | None = None,
+        follow_redirects: bool = True,
     ) -> NativeClient: ...
     @property
     def provider(self) -> str: ...

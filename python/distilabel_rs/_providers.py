@@ -26,7 +26,8 @@ class ProviderSpec(NamedTuple):
 
 # The profile fields are those of `rust/core/src/providers/openai/mod.rs` (`OpenAi`), and for
 # the "anthropic" kind those of `rust/core/src/providers/anthropic/mod.rs` (`Anthropic`), for
-# the "tgi" kind those of `rust/core/src/providers/tgi/mod.rs` (`Tgi`).
+# the "tgi" kind those of `rust/core/src/providers/tgi/mod.rs` (`Tgi`); the "ollama" kind
+# takes none.
 _NO_BATCH_API: Dict[str, Any] = {"batch": None}
 
 PROVIDERS: Dict[str, ProviderSpec] = {
@@ -126,5 +127,17 @@ PROVIDERS: Dict[str, ProviderSpec] = {
         mock_path="/tgi",
         description="Hugging Face Inference Endpoints, TGI servers and the HF router"
         " (TGI's Messages API for conversations, its generate API for prompts)",
+    ),
+    "ollama": ProviderSpec(
+        kind="ollama",
+        # Ollama's own API: chat records go to /api/chat, prompt records to /api/generate;
+        # the command's generation options become `options` (max tokens: `num_predict`).
+        # `OLLAMA_HOST` may lack a scheme or port: the core resolves it as the ollama SDK.
+        profile={},
+        default_base_url="http://127.0.0.1:11434",
+        base_url_env="OLLAMA_HOST",
+        api_key_env=None,
+        mock_path="",
+        description="Ollama's own API (/api/chat, /api/generate; no `n`, no key)",
     ),
 }

@@ -34,6 +34,7 @@ fn config(server: &MockServer) -> ClientConfig {
         requests_per_minute: None,
         tokens_per_minute: None,
         extra_root_certificates: vec![],
+        follow_redirects: true,
         pool_size: 64,
         seed: 1,
     }

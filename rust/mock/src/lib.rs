@@ -16,9 +16,9 @@
 //!
 //! One module per API: [`openai`] (chat, completions, models: OpenAI, Azure, Groq,
 //! Together, vLLM...; also TGI's Messages API), `tgi` (Text Generation Inference's
-//! generate API at `/`, `/tgi`, `/generate`), `batch` (OpenAI-format Files and Batches) and
-//! `anthropic` (Messages and Message Batches). A new API is a module with a `route`
-//! function and one line in `route` below.
+//! generate API at `/`, `/tgi`, `/generate`), `batch` (OpenAI-format Files and Batches),
+//! `anthropic` (Messages and Message Batches) and `ollama` (`/api/chat`, `/api/generate`).
+//! A new API is a module with a `route` function and one line in `route` below.
 //!
 //! The server counts requests and the most it saw in flight at once, and can record every
 //! request (method, path, query, headers, body).
@@ -26,6 +26,7 @@
 mod anthropic;
 mod batch;
 mod directives;
+mod ollama;
 pub mod openai;
 mod tgi;
 mod tls;
@@ -154,6 +155,9 @@ async fn route(state: &State, call: &Call<'_>) -> Reply {
         return answer;
     }
     if let Some(answer) = tgi::route(state, call).await {
+        return answer;
+    }
+    if let Some(answer) = ollama::route(state, call).await {
         return answer;
     }
     let error = serde_json::json!({"error": {"message": format!("Unknown path {}", call.path)}});

@@ -77,6 +77,7 @@ impl NativeClient {
         root_certificate_pem = None,
         pool_size = CLIENT_DEFAULTS.max_concurrency,
         seed = None,
+        follow_redirects = true,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -94,6 +95,7 @@ impl NativeClient {
         root_certificate_pem: Option<Vec<u8>>,
         pool_size: usize,
         seed: Option<u64>,
+        follow_redirects: bool,
     ) -> PyResult<Self> {
         let profile = match profile {
             Some(profile) => to_json(profile, "profile")?,
@@ -119,6 +121,7 @@ impl NativeClient {
             extra_root_certificates: root_certificate_pem.into_iter().collect(),
             pool_size,
             seed: seed.unwrap_or(0x5EED),
+            follow_redirects,
             ..ClientConfig::new(base_url)
         };
         let inner = Client::new(provider, &config).map_err(IntoPyErr::into_pyerr)?;

@@ -6,6 +6,7 @@ from typing import Any, Dict, Optional
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr
 
 from distilabel_rs.mixins.runtime_parameters import RuntimeParameter
+from distilabel_rs.models._keys import required_api_key
 from distilabel_rs.typing import InstructorStructuredOutputType
 
 __all__ = ["OpenAIBaseClient"]
@@ -49,13 +50,7 @@ class OpenAIBaseClient(BaseModel):
     _aclient: Any = PrivateAttr(None)
 
     def _check_api_key(self) -> SecretStr:
-        if self.api_key is None:
-            raise ValueError(
-                f"To use `{type(self).__name__}` an API key must be provided via `api_key`"
-                " attribute or runtime parameter, or set the environment variable"
-                f" `{self._api_key_env_var}`."
-            )
-        return self.api_key
+        return required_api_key(self, self.api_key, self._api_key_env_var)
 
     def unload(self) -> None:
         """Drops the clients. Like distilabel, also resets `default_headers` and

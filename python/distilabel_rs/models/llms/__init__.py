@@ -12,6 +12,7 @@ from distilabel_rs.models.llms.llamacpp import LlamaCppLLM
 from distilabel_rs.models.llms.mistral import MistralLLM
 from distilabel_rs.models.llms.mlx import MlxLLM
 from distilabel_rs.models.llms.moa import MixtureOfAgentsLLM
+from distilabel_rs.models.llms.ollama import OllamaLLM
 from distilabel_rs.models.llms.openai import OpenAILLM
 from distilabel_rs.models.llms.together import TogetherLLM
 from distilabel_rs.models.llms.vertexai import VertexAILLM
@@ -38,6 +39,7 @@ __all__ = [
     "MistralLLM",
     "MixtureOfAgentsLLM",
     "MlxLLM",
+    "OllamaLLM",
     "OpenAILLM",
     "TogetherLLM",
     "TransformersLLM",

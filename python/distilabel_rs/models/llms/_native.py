@@ -50,6 +50,7 @@ from distilabel_rs import _core
 from distilabel_rs.constants import PIPELINE_CACHE_ID_ENV_NAME, PIPELINE_NAME_ENV_NAME
 from distilabel_rs.exceptions import DistilabelOfflineBatchGenerationNotFinishedException
 from distilabel_rs.mixins.runtime_parameters import RuntimeParameter
+from distilabel_rs.models.llms._gc import full_collections_deferred
 from distilabel_rs.models.llms._loop import NativeSlot
 from distilabel_rs.models.llms._outputs import describe_error, failed_output, merge_with_failures
 from distilabel_rs.models.llms._progress import ProgressReporter
@@ -247,28 +248,32 @@ class NativeLLM(AsyncLLM):
             One output per input, in input order.
         """
         self._load_if_copied()
-        requests = self._requests(inputs, num_generations, kwargs)
-        handle = self._start(requests)
-        reporter = self._reporter(handle.progress)
-        try:
-            while not handle.wait(_WAIT_SLICE_SECONDS):
+        # The request bodies and the outputs pile up: full collections would walk them
+        # again and again (as in the fan-out engine, they wait until the end).
+        with full_collections_deferred():
+            requests = self._requests(inputs, num_generations, kwargs)
+            handle = self._start(requests)
+            reporter = self._reporter(handle.progress)
+            try:
+                while not handle.wait(_WAIT_SLICE_SECONDS):
+                    if reporter is not None:
+                        reporter.tick()
+            except BaseException:
+                handle.cancel()
+                raise
+            finally:
                 if reporter is not None:
-                    reporter.tick()
-        except BaseException:
-            handle.cancel()
-            raise
-        finally:
-            if reporter is not None:
-                reporter.close()
-        return self._outputs(handle, num_generations, grouped=True)
+                    reporter.close()
+            return self._outputs(handle, num_generations, grouped=True)
 
     async def _agenerate(
         self, inputs: List["FormattedInput"], num_generations: int = 1, **kwargs: Any
     ) -> List["GenerateOutput"]:
         """Like `generate`, awaited: cancelling the awaiting task cancels the requests."""
         self._load_if_copied()
-        requests = self._requests(inputs, num_generations, kwargs)
-        return await self._run_async(requests, num_generations, grouped=True)
+        with full_collections_deferred():
+            requests = self._requests(inputs, num_generations, kwargs)
+            return await self._run_async(requests, num_generations, grouped=True)
 
     async def _agenerate_one(self, arguments: Dict[str, Any]) -> "GenerateOutput":
         """The body of a provider's `agenerate`: its (validated) `arguments` (its

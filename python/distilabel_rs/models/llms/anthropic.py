@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, PrivateAttr, SecretStr, validate_call
 from distilabel_rs._providers import PROVIDERS
 from distilabel_rs.errors import DistilabelUserError
 from distilabel_rs.mixins.runtime_parameters import RuntimeParameter
+from distilabel_rs.models._keys import required_api_key
 from distilabel_rs.models.llms._native import NativeLLM, Request
 from distilabel_rs.models.llms.base import AsyncLLM
 from distilabel_rs.models.llms.utils import prepare_output
@@ -147,17 +148,12 @@ class AnthropicLLM(NativeLLM):
         super().unload()
 
     def _client_settings(self) -> Dict[str, Any]:
-        if self.api_key is None:
-            raise ValueError(
-                f"To use `{type(self).__name__}` an API key must be provided via `api_key`"
-                " attribute or runtime parameter, or set the environment variable"
-                f" `{self._api_key_env_var}`."
-            )
+        api_key = required_api_key(self, self.api_key, self._api_key_env_var)
         return {
             "base_url": self.base_url or _DEFAULT_BASE_URL,
             "profile": PROVIDERS["anthropic"].profile,
-            "api_key": self.api_key.get_secret_value(),
-            "timeout": float(self.timeout),  # type: ignore[arg-type]
+            "api_key": api_key.get_secret_value(),
+            "timeout": self._timeout_seconds(self.timeout),
             "max_retries": self.max_retries,
         }
 

@@ -14,6 +14,7 @@ import orjson
 from pydantic import Field, PrivateAttr, SecretStr, validate_call
 
 from distilabel_rs.mixins.runtime_parameters import RuntimeParameter
+from distilabel_rs.models._keys import required_api_key
 from distilabel_rs.models.llms._sdk import has_retryable_status, install_hint, sdk_errors
 from distilabel_rs.models.llms.base import AsyncLLM
 from distilabel_rs.models.llms.utils import compute_tokens, prepare_output
@@ -128,16 +129,11 @@ class CohereLLM(AsyncLLM):
                 "The `cohere` package is required to use the `CohereLLM` class. Please"
                 f" install it using {install_hint('cohere')}."
             ) from e
-        if self.api_key is None:
-            raise ValueError(
-                f"To use `{type(self).__name__}` an API key must be provided via `api_key`"
-                " attribute or runtime parameter, or set the environment variable"
-                f" `{_COHERE_API_KEY_ENV_VAR_NAME}`."
-            )
+        api_key = required_api_key(self, self.api_key, _COHERE_API_KEY_ENV_VAR_NAME)
 
         self._ChatMessage = ChatMessage
         client_kwargs = {
-            "api_key": self.api_key.get_secret_value(),
+            "api_key": api_key.get_secret_value(),
             "client_name": self.client_name,
             "base_url": self.base_url,
             "timeout": self.timeout,

@@ -11,6 +11,7 @@ from pydantic import Field, PrivateAttr, SecretStr, validate_call
 
 from distilabel_rs._providers import PROVIDERS
 from distilabel_rs.mixins.runtime_parameters import RuntimeParameter
+from distilabel_rs.models._keys import required_api_key
 from distilabel_rs.models.llms._native import NativeLLM, Request
 from distilabel_rs.models.llms.openai import structured_output_format
 from distilabel_rs.typing import FormattedInput, GenerateOutput, InstructorStructuredOutputType
@@ -88,16 +89,11 @@ class GroqLLM(NativeLLM):
         return self.model
 
     def _client_settings(self) -> Dict[str, Any]:
-        if self.api_key is None:
-            raise ValueError(
-                f"To use `{type(self).__name__}` an API key must be provided via `api_key`"
-                " attribute or runtime parameter, or set the environment variable"
-                f" `{self._api_key_env_var}`."
-            )
+        api_key = required_api_key(self, self.api_key, self._api_key_env_var)
         return {
             "base_url": self.base_url,
             "profile": PROVIDERS["groq"].profile,
-            "api_key": self.api_key.get_secret_value(),
+            "api_key": api_key.get_secret_value(),
             "timeout": self._timeout_seconds(self.timeout),
             "max_retries": self.max_retries,
         }

@@ -71,6 +71,8 @@ pub struct ClientConfig {
     pub tokens_per_minute: Option<f64>,
     /// Extra trusted roots (PEM), e.g. a self-signed certificate of a local server.
     pub extra_root_certificates: Vec<Vec<u8>>,
+    /// Whether redirects are followed (up to 10); when not, a 3xx answer is an error.
+    pub follow_redirects: bool,
     /// Idle keep-alive connections kept per host.
     pub pool_size: usize,
     pub seed: u64,
@@ -88,6 +90,7 @@ impl ClientConfig {
             requests_per_minute: None,
             tokens_per_minute: None,
             extra_root_certificates: Vec::new(),
+            follow_redirects: true,
             pool_size: CLIENT_DEFAULTS.max_concurrency,
             seed: 0x5EED,
         }
@@ -153,6 +156,11 @@ impl<P: Provider> Client<P> {
             .default_headers(headers)
             .pool_max_idle_per_host(config.pool_size.max(1))
             .tcp_nodelay(true)
+            .redirect(if config.follow_redirects {
+                reqwest::redirect::Policy::default()
+            } else {
+                reqwest::redirect::Policy::none()
+            })
             .user_agent(concat!("distilabel-rs/", env!("CARGO_PKG_VERSION")));
         for pem in &config.extra_root_certificates {
             let certificate = reqwest::Certificate::from_pem(pem)
@@ -162,10 +170,11 @@ impl<P: Provider> Client<P> {
         let http = builder
             .build()
             .map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+        let base_url = provider.base_url(&config.base_url)?;
         Ok(Arc::new(Self {
             provider,
             http,
-            base_url: config.base_url.trim_end_matches('/').to_owned(),
+            base_url,
             timeout: config.timeout,
             retry: config.retry,
             started: Instant::now(),

@@ -9,7 +9,8 @@ use reqwest::header::HeaderMap;
 use serde_json::{Map, Value};
 
 use super::completion::Completion;
-use super::error::ApiError;
+use super::error::{ApiError, provider_message};
+use super::retry_hint;
 
 /// What a request asks for, whatever the provider calls it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,6 +114,13 @@ pub trait Provider: Send + Sync + std::fmt::Debug + 'static {
     /// The path of an endpoint, relative to the base URL (no leading slash).
     fn endpoint_path(&self, endpoint: Endpoint) -> Result<String, ApiError>;
 
+    /// The base URL requests go to, from the one the client was configured with; called
+    /// once, when the client is built (an API whose clients resolve a host setting, such as
+    /// Ollama's `OLLAMA_HOST`, does it here and rejects a bad one). No trailing slash.
+    fn base_url(&self, configured: &str) -> Result<String, ApiError> {
+        Ok(configured.trim_end_matches('/').to_owned())
+    }
+
     /// The full URL of `path` (relative to the base URL, which has no trailing slash),
     /// with the query parameters the API requires on every call.
     fn url(&self, base_url: &str, path: &str) -> String {
@@ -130,11 +138,17 @@ pub trait Provider: Send + Sync + std::fmt::Debug + 'static {
     /// the body is not a valid response. Used where the body is passed on unparsed.
     fn usage(&self, endpoint: Endpoint, body: &[u8]) -> Result<u64, ApiError>;
 
-    /// The provider's own message in an error body (or the body itself, shortened).
-    fn error_message(&self, body: &[u8]) -> String;
+    /// The provider's own message in an error body (or the body itself, shortened); by
+    /// default `{"error": {"message"}}` or `{"error": "..."}`, as most APIs answer.
+    fn error_message(&self, body: &[u8]) -> String {
+        provider_message(body)
+    }
 
-    /// Seconds the server asks to wait before a retry, from the response headers.
-    fn retry_hint(&self, headers: &HeaderMap) -> Option<f64>;
+    /// Seconds the server asks to wait before a retry, from the response headers; by
+    /// default `retry-after-ms`, then `retry-after`.
+    fn retry_hint(&self, headers: &HeaderMap) -> Option<f64> {
+        retry_hint::retry_after(headers)
+    }
 
     /// Where the bodies of `endpoint` keep the prompt and the output limits.
     fn token_fields(&self, endpoint: Endpoint) -> TokenFields;

@@ -8,6 +8,7 @@
 //! its routes in the mock server.
 
 pub mod anthropic;
+pub mod ollama;
 pub mod openai;
 pub mod tgi;
 
@@ -30,6 +31,8 @@ pub enum AnyProvider {
     Anthropic(anthropic::Anthropic),
     /// Hugging Face Text Generation Inference (Inference Endpoints, TGI, the HF router).
     Tgi(tgi::Tgi),
+    /// Ollama's own API (`/api/chat`, `/api/generate`).
+    Ollama(ollama::Ollama),
 }
 
 /// Calls `$call` on the provider inside `$any`.
@@ -39,6 +42,7 @@ macro_rules! dispatch {
             AnyProvider::OpenAi($provider) => $call,
             AnyProvider::Anthropic($provider) => $call,
             AnyProvider::Tgi($provider) => $call,
+            AnyProvider::Ollama($provider) => $call,
         }
     };
 }
@@ -60,8 +64,11 @@ impl AnyProvider {
             "tgi" => Ok(Self::Tgi(
                 serde_json::from_value(spec.clone()).map_err(invalid)?,
             )),
+            "ollama" => Ok(Self::Ollama(
+                serde_json::from_value(spec.clone()).map_err(invalid)?,
+            )),
             other => Err(ApiError::InvalidRequest(format!(
-                "unknown provider {other:?}; expected one of: openai, anthropic, tgi"
+                "unknown provider {other:?}; expected one of: openai, anthropic, tgi, ollama"
             ))),
         }
     }
@@ -95,6 +102,7 @@ impl AnyProvider {
                 })
                 .ok_or_else(|| none(&profile.name)),
             AnyProvider::Tgi(profile) => Err(none(&profile.name)),
+            AnyProvider::Ollama(ollama) => Err(none(ollama.name())),
         }
     }
 }
@@ -110,6 +118,10 @@ impl Provider for AnyProvider {
 
     fn endpoint_path(&self, endpoint: Endpoint) -> Result<String, ApiError> {
         dispatch!(self, p => p.endpoint_path(endpoint))
+    }
+
+    fn base_url(&self, configured: &str) -> Result<String, ApiError> {
+        dispatch!(self, p => p.base_url(configured))
     }
 
     fn url(&self, base_url: &str, path: &str) -> String {

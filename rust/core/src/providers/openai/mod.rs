@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
-use crate::http::error::provider_message;
 use crate::http::retry_hint::{self, parse_go_duration};
 use crate::http::{ApiError, Completion, Endpoint, Provider, TokenFields};
 
@@ -180,10 +179,6 @@ impl Provider for OpenAi {
 
     fn usage(&self, _endpoint: Endpoint, body: &[u8]) -> Result<u64, ApiError> {
         response::total_tokens(body)
-    }
-
-    fn error_message(&self, body: &[u8]) -> String {
-        provider_message(body)
     }
 
     /// `retry-after-ms`, `retry-after`, else the later of `x-ratelimit-reset-requests` and

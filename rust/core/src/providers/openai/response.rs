@@ -91,9 +91,15 @@ fn invalid(error: &serde_json::Error) -> ApiError {
 
 /// Parses a `/chat/completions` response body.
 pub fn parse_chat(body: &[u8]) -> Result<Completion, ApiError> {
+    parse_chat_choices(body, usize::MAX)
+}
+
+/// Parses a chat completion body, reading at most `most` choices (OpenAI-shaped APIs whose
+/// clients read only the first, such as TGI's Messages API, pass 1).
+pub fn parse_chat_choices(body: &[u8], most: usize) -> Result<Completion, ApiError> {
     let parsed: ChatCompletion = serde_json::from_slice(body).map_err(|e| invalid(&e))?;
     let mut completion = counting(parsed.usage.as_ref());
-    for choice in parsed.choices {
+    for choice in parsed.choices.into_iter().take(most) {
         if choice.message.content.is_none() {
             completion.empty_finish_reasons.push(choice.finish_reason);
         }

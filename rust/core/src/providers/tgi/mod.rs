@@ -20,8 +20,6 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::http::error::provider_message;
-use crate::http::retry_hint;
 use crate::http::{ApiError, Completion, Endpoint, Provider, RequestDefaults, TokenFields};
 use crate::providers::openai::response::total_tokens;
 
@@ -134,15 +132,6 @@ impl Provider for Tgi {
             Endpoint::Chat => total_tokens(body),
             Endpoint::Text => response::generated_tokens(body),
         }
-    }
-
-    /// `{"error": "..."}` (TGI, the HF Inference API), or the body itself.
-    fn error_message(&self, body: &[u8]) -> String {
-        provider_message(body)
-    }
-
-    fn retry_hint(&self, headers: &HeaderMap) -> Option<f64> {
-        retry_hint::retry_after(headers)
     }
 
     fn token_fields(&self, endpoint: Endpoint) -> TokenFields {

@@ -6,54 +6,7 @@
 use serde::Deserialize;
 
 use crate::http::{ApiError, Completion, TokenLogprob};
-
-#[derive(Deserialize)]
-struct Usage {
-    #[serde(default)]
-    prompt_tokens: Option<u64>,
-    #[serde(default)]
-    completion_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct ChatCompletion {
-    choices: Vec<ChatChoice>,
-    #[serde(default)]
-    usage: Option<Usage>,
-}
-
-#[derive(Deserialize)]
-struct ChatChoice {
-    message: ChatMessage,
-    #[serde(default)]
-    finish_reason: Option<String>,
-    #[serde(default)]
-    logprobs: Option<ChatLogprobs>,
-}
-
-#[derive(Deserialize)]
-struct ChatMessage {
-    #[serde(default)]
-    content: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ChatLogprobs {
-    #[serde(default)]
-    content: Option<Vec<ChatTokenLogprobs>>,
-}
-
-#[derive(Deserialize)]
-struct ChatTokenLogprobs {
-    #[serde(default)]
-    top_logprobs: Vec<ChatTopLogprob>,
-}
-
-#[derive(Deserialize)]
-struct ChatTopLogprob {
-    token: String,
-    logprob: f64,
-}
+use crate::providers::openai;
 
 #[derive(Deserialize)]
 struct Generation {
@@ -82,47 +35,15 @@ fn invalid(error: &serde_json::Error) -> ApiError {
     ApiError::InvalidResponse(error.to_string())
 }
 
-/// Parses a Messages API (`/v1/chat/completions`) body: the first choice's content, the
-/// usage of the request, and the first choice's logprobs when it has some (distilabel
-/// reads `choices[0]` only; TGI answers one choice).
+/// Parses a Messages API (`/v1/chat/completions`) body, OpenAI-shaped: the first choice's
+/// content, the usage of the request, and the first choice's logprobs when it has some
+/// (distilabel reads `choices[0]` only; TGI answers one choice).
 pub fn parse_chat(body: &[u8]) -> Result<Completion, ApiError> {
-    let parsed: ChatCompletion = serde_json::from_slice(body).map_err(|e| invalid(&e))?;
-    let Some(choice) = parsed.choices.into_iter().next() else {
+    let completion = openai::response::parse_chat_choices(body, 1)?;
+    if completion.generations.is_empty() {
         return Err(ApiError::InvalidResponse(
             "the chat completion has no choices".into(),
         ));
-    };
-    let mut completion = parsed.usage.map_or_else(Completion::default, |usage| {
-        Completion::counting(
-            usage.prompt_tokens.unwrap_or(0),
-            usage.completion_tokens.unwrap_or(0),
-        )
-    });
-    if choice.message.content.is_none() {
-        completion.empty_finish_reasons.push(choice.finish_reason);
-    }
-    completion.generations.push(choice.message.content);
-    let positions: Vec<Option<Vec<TokenLogprob>>> = choice
-        .logprobs
-        .and_then(|logprobs| logprobs.content)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|position| {
-            Some(
-                position
-                    .top_logprobs
-                    .into_iter()
-                    .map(|top| TokenLogprob {
-                        token: top.token,
-                        logprob: top.logprob,
-                    })
-                    .collect(),
-            )
-        })
-        .collect();
-    // distilabel keeps the logprobs only when there are some.
-    if !positions.is_empty() {
-        completion.logprobs.push(positions);
     }
     Ok(completion)
 }
