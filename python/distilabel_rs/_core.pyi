@@ -20,7 +20,10 @@ __all__ = [
     "RequestCancelledError",
     "RequestsHandle",
     "__version__",
+    "append_results",
+    "batch_journal_state",
     "batch_rows_from_file",
+    "forget_batch_submissions",
     "merge_responses",
     "start_generate_job",
     "wait_between_polls",
@@ -158,6 +161,18 @@ class RequestsHandle:
     def empty_choices(self) -> list[tuple[int, str | None]]:
         """`(request index, finish reason)` of choices without content."""
 
+def append_results(output: str, results: Mapping[str, str]) -> int:
+    """Appends the result lines (`{custom_id: line}`) OUTPUT lacks, after removing a line cut
+    by an earlier kill, then syncs it; returns how many. `OSError` naming the file."""
+
+def batch_journal_state(path: str) -> tuple[list[str], bool]:
+    """`(jobs_ids, first_submission_complete)` of a batch state file (`([], False)` if
+    missing); `OSError` if unreadable or damaged."""
+
+def forget_batch_submissions(job_ids: Sequence[str]) -> int:
+    """Removes the shared submission journals whose jobs are all among `job_ids` (and the
+    expired ones); returns how many."""
+
 @final
 class BatchJobs:
     """The Batch API of a client's provider (`ValueError` if it has none)."""
@@ -169,9 +184,15 @@ class BatchJobs:
         *,
         name: str,
         metadata: Mapping[str, str],
+        journal: str | None = None,
+        scope: str | None = None,
+        known_jobs: Sequence[str] = ...,
     ) -> list[str]:
         """`(custom_id, endpoint, body)` requests (or rows as bytes) as jobs split at the
-        API's limits; returns the job ids."""
+        API's limits; returns the job ids. Durable with `journal` (a state file) or `scope`
+        (a journal in the shared directory): a re-run after a kill resumes the submission
+        (`known_jobs`: the jobs the caller already collects). `OSError` if the journal
+        cannot be used."""
     def check(self, job_ids: Sequence[str], *, raw: bool = False) -> dict[str, Any]:
         """`running`, `counts`, `results` by custom_id, `failed` and `submitted` custom ids,
         `unfinished` rows, `lost` custom ids (undone rows the API cannot give back)."""

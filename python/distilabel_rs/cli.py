@@ -6,8 +6,11 @@
 
 Exit codes: 0 every request succeeded; 1 the job finished but some requests failed (their
 errors are in OUTPUT); 2 bad usage or input (missing file, malformed line); 3 the server
-cannot be reached; 4 the API key was refused; 130 interrupted (Ctrl-C; OUTPUT keeps every
-finished result and a re-run continues where it stopped).
+cannot be reached; 4 the API key was refused; 5 reading INPUT or writing OUTPUT (or its
+state file) failed mid-run: disk full, read-only or vanished file, I/O error (the message
+names the file and the cause; every line already written is kept, and a re-run once the
+cause is fixed finishes the job); 130 interrupted (Ctrl-C; OUTPUT keeps every finished
+result and a re-run continues where it stopped).
 """
 
 import argparse
@@ -26,6 +29,7 @@ _DEFAULTS = _core.CLIENT_DEFAULTS
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED_REQUESTS, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_AUTH = 0, 1, 2, 3, 4
+EXIT_IO = 5
 EXIT_INTERRUPTED = 130
 
 
@@ -177,9 +181,15 @@ def _generate(args: argparse.Namespace) -> int:
     except _core.MalformedInputError as e:
         _error(f"malformed input at {e} (use --on-malformed skip to skip such lines)")
         return EXIT_USAGE
-    except OSError as e:  # missing or unreadable files
+    except FileNotFoundError as e:  # INPUT went away before it was opened
         _error(str(e))
         return EXIT_USAGE
+    except OSError as e:  # disk full, read-only, vanished or unreadable file...
+        _error(
+            f"{e}; every result already written to {args.output} is kept: fix the cause and"
+            " re-run to finish the job"
+        )
+        return EXIT_IO
     except _core.APIStatusError as e:
         _error(f"the API refused the key ({e})")
         return EXIT_AUTH
@@ -194,16 +204,24 @@ _BATCH_METADATA = {"description": "distilabel-rs generate"}
 
 
 def _batch(args: argparse.Namespace, client: Any) -> int:
-    """`--batch-api`: submit once (job ids kept next to OUTPUT), then collect with `--wait`."""
+    """`--batch-api`: submit once (job ids kept next to OUTPUT), then collect with `--wait`.
+
+    OUTPUT.batch.json is the submission's journal: each intent is written (atomically)
+    before the call that acts on it, so a re-run after a kill at any moment resumes the
+    submission, finding at the provider what an interrupted call created, instead of paying
+    for the same requests twice."""
     state_path = f"{args.output}.batch.json"
     try:
         jobs = _core.BatchJobs(client)
     except ValueError as e:
         _error(str(e))
         return EXIT_USAGE
-    if os.path.exists(state_path):
-        with open(state_path) as saved:
-            jobs_ids = json.load(saved)["jobs_ids"]
+    try:
+        jobs_ids, submitted = _core.batch_journal_state(state_path)
+    except OSError as e:
+        _error(str(e))
+        return EXIT_IO
+    if submitted:
         print(f"collecting batch jobs {', '.join(jobs_ids)} (from {state_path})", file=sys.stderr)
     else:
         try:
@@ -218,10 +236,18 @@ def _batch(args: argparse.Namespace, client: Any) -> int:
         except _core.MalformedInputError as e:
             _error(f"malformed input at {e} (use --on-malformed skip to skip such lines)")
             return EXIT_USAGE
+        except OSError as e:
+            _error(f"{e}; fix the cause and re-run")
+            return EXIT_IO
         for line, reason in malformed:
             print(f"skipped malformed line {line}: {reason}", file=sys.stderr)
-        jobs_ids = jobs.submit(rows, name="distilabel-rs", metadata=_BATCH_METADATA)
-        _save_jobs(state_path, jobs_ids)
+        try:
+            jobs_ids = _submit(jobs, rows, state_path, known_jobs=[])
+        except OSError as e:
+            _error(f"{e}; fix the cause and re-run: the submission resumes where it stopped")
+            return EXIT_IO
+        except (ValueError, _core.APIError) as e:
+            return _submission_failed(e, state_path)
         print(f"submitted batch jobs {', '.join(jobs_ids)} ({len(rows)} requests)", file=sys.stderr)
     if not args.wait:
         print("re-run with --wait to collect the results", file=sys.stderr)
@@ -241,31 +267,59 @@ def _batch(args: argparse.Namespace, client: Any) -> int:
                 # The API keeps no copy of these requests: INPUT has them.
                 unfinished.extend(_rows_from_input(args, client, jobs, set(state["lost"])))
             if unfinished:
-                more = jobs.submit(unfinished, name="distilabel-rs", metadata=_BATCH_METADATA)
+                more = _submit(jobs, unfinished, state_path, known_jobs=jobs_ids)
                 jobs_ids = [*jobs_ids, *more]
-                _save_jobs(state_path, jobs_ids)
                 print(f"resubmitted {len(unfinished)} unfinished requests", file=sys.stderr)
                 continue
             break
     except KeyboardInterrupt:
         _error(f"interrupted; the jobs keep running, re-run to collect ({state_path})")
         return EXIT_INTERRUPTED
-    done = set()
-    if os.path.exists(args.output):
-        with open(args.output) as existing:
-            done = {json.loads(line)["custom_id"] for line in existing if line.endswith("\n")}
+    except OSError as e:
+        _error(f"{e}; fix the cause and re-run: the submission resumes where it stopped")
+        return EXIT_IO
+    except (ValueError, _core.APIError) as e:
+        return _submission_failed(e, state_path)
     # Requests INPUT no longer has, among those the API could not give back, are failures
     # without a result line.
     failures = len(state["failed"]) + len(state["lost"])
-    with open(args.output, "a") as output:
-        for custom_id, line in state["results"].items():
-            if custom_id not in done:
-                output.write(line.rstrip("\n") + "\n")
+    try:
+        # A line cut by an earlier kill or full disk is dropped, results already in OUTPUT
+        # are kept, the others appended and synced.
+        _core.append_results(args.output, state["results"])
+    except OSError as e:
+        _error(f"{e}; every result line written before is kept: fix the cause and re-run")
+        return EXIT_IO
     print(
         f"requests: {len(state['results'])} ({failures} failed); results in {args.output}",
         file=sys.stderr,
     )
     return EXIT_OK if not failures else EXIT_FAILED_REQUESTS
+
+
+def _submission_failed(error: Exception, state_path: str) -> int:
+    """The exit code (and message) of a submission or a poll the API did not accept."""
+    if isinstance(error, _core.APIConnectionError):
+        _error(f"cannot reach the API: {error}; re-run to resume ({state_path})")
+        return EXIT_UNREACHABLE
+    if isinstance(error, _core.APIStatusError) and error.status_code in (401, 403):
+        _error(f"the API refused the key ({error})")
+        return EXIT_AUTH
+    _error(f"{error} (state in {state_path}; re-run to resume)")
+    return EXIT_USAGE
+
+
+def _submit(jobs: Any, rows: List[Any], state_path: str, known_jobs: List[str]) -> List[str]:
+    """Submits `rows` durably, recorded in the state file."""
+    return list(
+        jobs.submit(
+            rows,
+            name="distilabel-rs",
+            metadata=_BATCH_METADATA,
+            journal=state_path,
+            known_jobs=known_jobs,
+        )
+    )
 
 
 def _rows_from_input(
@@ -283,11 +337,6 @@ def _rows_from_input(
     if len(found) < len(custom_ids):
         _error(f"{len(custom_ids) - len(found)} unfinished requests are no longer in {args.input}")
     return found
-
-
-def _save_jobs(path: str, jobs_ids: List[str]) -> None:
-    with open(path, "w") as saved:
-        json.dump({"jobs_ids": list(jobs_ids)}, saved)
 
 
 def _open_bar() -> Any:

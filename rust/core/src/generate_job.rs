@@ -6,18 +6,29 @@
 //! the `custom_id`s already in the output, so nothing is duplicated. Input lines are OpenAI
 //! Batch requests (`custom_id`, `method`, `url`, `body`) or simple records
 //! (`{"messages": [...]}` or `{"prompt": "..."}`, whose custom id is the line number).
+//!
+//! I/O errors stop the job at once, whichever side they happen on: a write that fails (disk
+//! full, read-only or vanished file, EIO) or an output file deleted or moved while being
+//! written (checked every [`IDENTITY_CHECK`]); a read that fails or an input that shrank
+//! while being read. The requests in flight are abandoned (a re-run sends them again), a
+//! line cut by the failing write is removed, and the error names the file and the cause.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use thiserror::Error;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
+
+/// How often the writer checks that OUTPUT is still the file it writes to.
+pub const IDENTITY_CHECK: Duration = Duration::from_millis(250);
+/// How long a stopped job waits for its reader thread (it may be stuck in a read).
+const READER_GRACE: Duration = Duration::from_secs(1);
 
 use crate::batch_jobs::BatchJobs;
 use crate::http::{
@@ -44,6 +55,9 @@ pub enum JobError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The file at the path is no longer the one being read or written.
+    #[error("{}: {reason}", path.display())]
+    Changed { path: PathBuf, reason: String },
     #[error("{}:{line}: {reason}", path.display())]
     Malformed {
         path: PathBuf,
@@ -86,6 +100,31 @@ struct Job {
     request: Request,
 }
 
+/// The first I/O error of the reader or the writer thread, and a wake-up for the job.
+#[derive(Default)]
+struct Stop {
+    error: Mutex<Option<JobError>>,
+    notify: Notify,
+}
+
+impl Stop {
+    fn fail(&self, error: JobError) {
+        let mut slot = self.error.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(error);
+        }
+        drop(slot);
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Option<JobError> {
+        self.error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
 /// Runs the whole job; see the module documentation.
 pub async fn run_job(
     client: Arc<Client<AnyProvider>>,
@@ -104,14 +143,16 @@ pub async fn run_job(
             source,
         })?;
     let input = open_input(&config)?;
+    let stop = Arc::new(Stop::default());
 
     let capacity = config.max_concurrency.max(1);
     let (jobs_tx, mut jobs_rx) = mpsc::channel::<Job>(capacity * 2);
     let reader_progress = Arc::clone(&progress);
     let reader_config = config.clone();
     let provider = client.provider().clone();
-    let reader = tokio::task::spawn_blocking(move || {
-        read_lines(
+    let reader_stop = Arc::clone(&stop);
+    let mut reader = tokio::task::spawn_blocking(move || {
+        let read = read_lines(
             input,
             &reader_config,
             &|line, number| parse_line(line, number, &reader_config.defaults, &provider),
@@ -128,22 +169,42 @@ pub async fn run_job(
                 jobs_tx.blocking_send(job).is_ok()
             },
             &reader_progress.malformed,
-        )
+        );
+        match read {
+            Err(error @ (JobError::Io { .. } | JobError::Changed { .. })) => {
+                reader_stop.fail(error);
+                Ok(Vec::new())
+            }
+            other => other,
+        }
     });
 
     let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
     let output_path = config.output.clone();
-    let writer = tokio::task::spawn_blocking(move || write_output(output, &output_path, &lines_rx));
+    let writer_stop = Arc::clone(&stop);
+    let writer = tokio::task::spawn_blocking(move || {
+        if let Err(error) = write_output(output, &output_path, &lines_rx) {
+            writer_stop.fail(error);
+        }
+    });
 
     let permits = Arc::new(Semaphore::new(capacity));
     let mut tasks = tokio::task::JoinSet::new();
     let mut summary = Summary::default();
     let mut fatal = None;
+    let mut failed_io = None;
     let mut number = 0u64;
     let mut input_open = true;
-    loop {
+    while input_open || !tasks.is_empty() {
         tokio::select! {
             biased;
+            () = stop.notify.notified() => {
+                // An I/O error: nothing more can be read or written usefully.
+                failed_io = stop.take();
+                tasks.abort_all();
+                jobs_rx.close();
+                break;
+            }
             Some(finished) = tasks.join_next(), if !tasks.is_empty() => {
                 let Ok((line, outcome)) = finished else { continue };
                 if let Some(error) = record(&mut summary, outcome)
@@ -171,18 +232,28 @@ pub async fn run_job(
                     send(&client, job, id, &progress).await
                 });
             }
-            else => break,
         }
     }
+    tasks.abort_all();
     drop(lines_tx);
     // A reader blocked on a full channel must see the job end, or awaiting it would hang.
     drop(jobs_rx);
-    let malformed = reader.await.unwrap_or(Ok(Vec::new()));
-    let written = writer.await.unwrap_or(Ok(()));
+    let malformed = if failed_io.is_some() {
+        // The reader may be stuck in a read of a broken file: not waited for long.
+        match tokio::time::timeout(READER_GRACE, &mut reader).await {
+            Ok(joined) => joined.unwrap_or(Ok(Vec::new())),
+            Err(_) => Ok(Vec::new()),
+        }
+    } else {
+        reader.await.unwrap_or(Ok(Vec::new()))
+    };
+    writer.await.ok();
+    if let Some(error) = failed_io.or_else(|| stop.take()) {
+        return Err(error);
+    }
     if let Some(error) = fatal {
         return Err(JobError::Fatal(error));
     }
-    written?;
     summary.malformed_lines = malformed?;
     summary.skipped = progress.skipped.load(Ordering::Relaxed);
     summary.seconds = started.elapsed().as_secs_f64();
@@ -276,14 +347,46 @@ async fn send(
     }
 }
 
+/// The custom ids already in the output, kept as 128-bit hashes (16 bytes each, whatever
+/// the ids' length: a resumed run of a million requests holds 16 MB of them, not the ids),
+/// keyed at random per process: two ids collide with a chance of about n²/2¹²⁹.
+#[derive(Default)]
+struct FinishedIds {
+    hashes: HashSet<u128>,
+    keys: (std::hash::RandomState, std::hash::RandomState),
+}
+
+impl FinishedIds {
+    fn hash(&self, id: &str) -> u128 {
+        use std::hash::BuildHasher;
+        (u128::from(self.keys.0.hash_one(id)) << 64) | u128::from(self.keys.1.hash_one(id))
+    }
+
+    fn insert(&mut self, id: &str) {
+        let hash = self.hash(id);
+        self.hashes.insert(hash);
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.hashes.contains(&self.hash(id))
+    }
+}
+
 /// The custom ids already in the output. A last line cut short by a killed run is removed.
-fn finished_ids(output: &Path) -> Result<HashSet<String>, JobError> {
+/// An output that is not a regular file (`/dev/stdout`, a pipe, a device) has none.
+fn finished_ids(output: &Path) -> Result<FinishedIds, JobError> {
     let io = |source| JobError::Io {
         action: "read",
         path: output.to_path_buf(),
         source,
     };
-    let mut done = HashSet::new();
+    let mut done = FinishedIds::default();
+    match std::fs::metadata(output) {
+        Ok(metadata) if !metadata.is_file() => return Ok(done),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(done),
+        Err(error) => return Err(io(error)),
+    }
     let mut file = match OpenOptions::new().read(true).write(true).open(output) {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(done),
@@ -291,29 +394,45 @@ fn finished_ids(output: &Path) -> Result<HashSet<String>, JobError> {
     };
     let mut complete_length = 0u64;
     let mut reader = BufReader::new(&mut file);
-    let mut line = String::new();
+    let mut line = Vec::new();
     loop {
         line.clear();
-        let read = reader.read_line(&mut line).map_err(io)?;
-        if read == 0 || !line.ends_with('\n') {
+        let read = reader.read_until(b'\n', &mut line).map_err(io)?;
+        if read == 0 || line.last() != Some(&b'\n') {
             break;
         }
         complete_length += read as u64;
-        if let Ok(value) = serde_json::from_str::<Value>(&line)
+        if let Ok(value) = serde_json::from_slice::<Value>(&line)
             && let Some(id) = value.get("custom_id").and_then(Value::as_str)
         {
-            done.insert(id.to_owned());
+            done.insert(id);
         }
     }
     drop(reader);
-    file.set_len(complete_length).map_err(io)?;
+    if file.metadata().map_err(io)?.len() != complete_length {
+        file.set_len(complete_length).map_err(io)?;
+    }
     file.seek(SeekFrom::End(0)).map_err(io)?;
     Ok(done)
 }
 
+/// Which file a path or handle is: device and inode (on Unix).
+#[cfg(unix)]
+fn identity(metadata: &std::fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((metadata.dev(), metadata.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(_metadata: &std::fs::Metadata) -> Option<(u64, u64)> {
+    None
+}
+
 /// Reads INPUT line by line, parsing each with `parse` and handing the result to `take`
 /// (which returns `false` to stop reading). Returns the malformed lines skipped (with
-/// `skip_malformed`), or the first one as an error.
+/// `skip_malformed`), or the first one as an error. A read error, or a regular file that
+/// ends before the size it had when opened (it was truncated while being read), is an
+/// error naming the file.
 fn read_lines<T>(
     input: File,
     config: &JobConfig,
@@ -321,18 +440,52 @@ fn read_lines<T>(
     take: &mut dyn FnMut(T) -> bool,
     malformed_count: &AtomicUsize,
 ) -> Result<MalformedLines, JobError> {
+    let size = input
+        .metadata()
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .map(|metadata| metadata.len());
+    read_lines_from(input, size, config, parse, take, malformed_count)
+}
+
+/// [`read_lines`] from any reader; `size`: the bytes it must have (a regular file's).
+fn read_lines_from<T>(
+    input: impl Read,
+    size: Option<u64>,
+    config: &JobConfig,
+    parse: &dyn Fn(&str, usize) -> Result<T, String>,
+    take: &mut dyn FnMut(T) -> bool,
+    malformed_count: &AtomicUsize,
+) -> Result<MalformedLines, JobError> {
     let mut malformed = Vec::new();
-    for (index, line) in BufReader::new(input).lines().enumerate() {
-        let number = index + 1;
-        let line = line.map_err(|source| JobError::Io {
-            action: "read",
-            path: config.input.clone(),
-            source,
-        })?;
-        if line.trim().is_empty() {
-            continue;
+    let mut reader = BufReader::new(input);
+    let mut bytes = Vec::new();
+    let mut consumed = 0u64;
+    let mut number = 0;
+    loop {
+        bytes.clear();
+        let read = reader
+            .read_until(b'\n', &mut bytes)
+            .map_err(|source| JobError::Io {
+                action: "read",
+                path: config.input.clone(),
+                source,
+            })?;
+        if read == 0 {
+            break;
         }
-        let item = match parse(&line, number) {
+        consumed += read as u64;
+        if bytes.last() != Some(&b'\n') {
+            // The last line: if the file ends early, it was cut by the truncation.
+            truncated(consumed, size, config)?;
+        }
+        number += 1;
+        let parsed = match std::str::from_utf8(&bytes) {
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => parse(line.trim_end_matches(['\n', '\r']), number),
+            Err(e) => Err(format!("not valid UTF-8: {e}")),
+        };
+        let item = match parsed {
             Ok(item) => item,
             Err(reason) if config.skip_malformed => {
                 malformed.push((number, reason));
@@ -348,10 +501,25 @@ fn read_lines<T>(
             }
         };
         if !take(item) {
-            break;
+            return Ok(malformed);
         }
     }
+    truncated(consumed, size, config)?;
     Ok(malformed)
+}
+
+/// An error if the input ended after `consumed` bytes when it had `size` when opened.
+fn truncated(consumed: u64, size: Option<u64>, config: &JobConfig) -> Result<(), JobError> {
+    match size {
+        Some(size) if consumed < size => Err(JobError::Changed {
+            path: config.input.clone(),
+            reason: format!(
+                "the input was truncated while being read (it ended after {consumed} of its \
+                 {size} bytes); restore it and re-run"
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn open_input(config: &JobConfig) -> Result<File, JobError> {
@@ -465,26 +633,265 @@ pub fn batch_rows(
     Ok((rows, malformed))
 }
 
+/// Appends each line to OUTPUT as it comes (one write per line, so that a kill leaves
+/// whole lines). Stops at the first failing write, removing the part of the line it wrote;
+/// checks every [`IDENTITY_CHECK`] that OUTPUT is still the file being written (a deleted or
+/// moved file would swallow every later line); syncs at the end.
 fn write_output(
     mut output: File,
     path: &Path,
     lines: &std::sync::mpsc::Receiver<String>,
 ) -> Result<(), JobError> {
-    for mut line in lines {
-        line.push('\n');
-        // One write per result: a killed run leaves whole lines (a cut last line is
-        // dropped on resume).
-        output
-            .write_all(line.as_bytes())
-            .map_err(|source| JobError::Io {
-                action: "write",
-                path: path.to_path_buf(),
-                source,
-            })?;
-    }
-    output.flush().map_err(|source| JobError::Io {
+    let failed = |source| JobError::Io {
         action: "write",
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let regular = output.metadata().is_ok_and(|metadata| metadata.is_file());
+    let mut length = if regular {
+        output.metadata().map_err(failed)?.len()
+    } else {
+        0
+    };
+    let mut checked = Instant::now();
+    loop {
+        let line = match lines.recv_timeout(IDENTITY_CHECK) {
+            Ok(line) => Some(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        if let Some(mut line) = line {
+            line.push('\n');
+            if let Err(source) = output.write_all(line.as_bytes()) {
+                if regular {
+                    // Best effort: the cut line would be dropped on resume anyway.
+                    let _ = output.set_len(length);
+                }
+                return Err(failed(source));
+            }
+            length += line.len() as u64;
+        }
+        if regular && checked.elapsed() >= IDENTITY_CHECK {
+            checked = Instant::now();
+            still_there(&output, path)?;
+        }
+    }
+    output.flush().map_err(failed)?;
+    if regular {
+        still_there(&output, path)?;
+        // Errors a filesystem reports only when data reaches the disk surface here.
+        output.sync_data().map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// An error if `path` is no longer the file `file` (it was deleted or moved).
+fn still_there(file: &File, path: &Path) -> Result<(), JobError> {
+    let ours = file.metadata().ok().as_ref().and_then(identity);
+    let there = std::fs::metadata(path);
+    let vanished = match &there {
+        Err(error) => error.kind() == std::io::ErrorKind::NotFound,
+        Ok(metadata) => ours.is_some() && identity(metadata) != ours,
+    };
+    if vanished {
+        return Err(JobError::Changed {
+            path: path.to_path_buf(),
+            reason: "the output file (or its directory) was deleted or moved while being \
+                     written; every later result would be lost: restore it (or remove the \
+                     partial copy) and re-run"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Appends to `output` the result lines whose custom id it does not have yet (a line cut
+/// by an earlier kill or full disk is removed first), then syncs it; returns how many were
+/// written. For `--batch-api`, whose results arrive all at once.
+pub fn append_results<'a>(
+    output: &Path,
+    results: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<usize, JobError> {
+    let done = finished_ids(output)?;
+    let failed = |source| JobError::Io {
+        action: "write",
+        path: output.to_path_buf(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(output)
+        .map_err(failed)?;
+    let regular = file.metadata().is_ok_and(|metadata| metadata.is_file());
+    let mut length = file.metadata().map_or(0, |metadata| metadata.len());
+    let mut written = 0;
+    for (custom_id, line) in results {
+        if done.contains(custom_id) {
+            continue;
+        }
+        let mut line = line.trim_end_matches(['\n', '\r']).to_owned();
+        line.push('\n');
+        if let Err(source) = file.write_all(line.as_bytes()) {
+            if regular {
+                let _ = file.set_len(length);
+            }
+            return Err(failed(source));
+        }
+        length += line.len() as u64;
+        written += 1;
+    }
+    if regular {
+        file.sync_data().map_err(failed)?;
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that fails with EIO after `good` bytes (a failing disk).
+    struct FailingAfter {
+        data: std::io::Cursor<Vec<u8>>,
+        good: u64,
+    }
+
+    impl Read for FailingAfter {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            if self.data.position() >= self.good {
+                return Err(std::io::Error::from_raw_os_error(5));
+            }
+            let room = usize::try_from(self.good - self.data.position()).unwrap_or(usize::MAX);
+            let end = buffer.len().min(room);
+            self.data.read(&mut buffer[..end])
+        }
+    }
+
+    fn config() -> JobConfig {
+        JobConfig {
+            input: PathBuf::from("/data/in.jsonl"),
+            output: PathBuf::from("/data/out.jsonl"),
+            defaults: RequestDefaults {
+                model: "m".into(),
+                generations: None,
+                max_tokens: None,
+                temperature: None,
+                top_p: None,
+            },
+            max_concurrency: 1,
+            skip_malformed: false,
+        }
+    }
+
+    fn lines(count: usize) -> Vec<u8> {
+        (0..count)
+            .map(|i| format!("{{\"prompt\": \"q{i}\"}}\n"))
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    #[test]
+    fn an_input_that_fails_mid_read_is_an_error_naming_it() {
+        let data = lines(100);
+        let mut taken = 0;
+        let error = read_lines_from(
+            FailingAfter {
+                data: std::io::Cursor::new(data),
+                good: 500,
+            },
+            None,
+            &config(),
+            &|line, _| Ok(line.to_owned()),
+            &mut |_| {
+                taken += 1;
+                true
+            },
+            &AtomicUsize::new(0),
+        )
+        .expect_err("EIO");
+        assert!(taken > 0 && taken < 100, "{taken}");
+        let message = error.to_string();
+        assert!(
+            message.starts_with("cannot read /data/in.jsonl: "),
+            "{message}"
+        );
+        assert!(
+            matches!(error, JobError::Io { ref source, .. } if source.raw_os_error() == Some(5))
+        );
+    }
+
+    #[test]
+    fn an_input_shorter_than_it_was_is_an_error() {
+        let data = lines(10);
+        let size = data.len() as u64;
+        let truncated = data[..data.len() / 2].to_vec();
+        let error = read_lines_from(
+            truncated.as_slice(),
+            Some(size),
+            &config(),
+            &|line, _| Ok(line.to_owned()),
+            &mut |_| true,
+            &AtomicUsize::new(0),
+        )
+        .expect_err("truncated");
+        assert!(
+            error.to_string().contains("truncated while being read"),
+            "{error}"
+        );
+        // A whole input, and one that stopped because the job stopped, are fine.
+        let whole = read_lines_from(
+            data.as_slice(),
+            Some(size),
+            &config(),
+            &|line, _| Ok(line.to_owned()),
+            &mut |_| true,
+            &AtomicUsize::new(0),
+        );
+        assert!(whole.is_ok());
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_malformed_line() {
+        let data = b"{\"prompt\": \"a\"}\n\xff\xfe\n".to_vec();
+        let error = read_lines_from(
+            data.as_slice(),
+            None,
+            &config(),
+            &|line, _| Ok(line.to_owned()),
+            &mut |_| true,
+            &AtomicUsize::new(0),
+        )
+        .expect_err("malformed");
+        assert!(
+            matches!(error, JobError::Malformed { line: 2, .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn appended_results_skip_what_is_there_and_drop_a_cut_line() {
+        let dir = std::env::temp_dir().join(format!("distilabel-rs-append-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let output = dir.join("out.jsonl");
+        std::fs::write(
+            &output,
+            "{\"custom_id\": \"a\"}\n{\"custom_id\": \"b\", \"cut",
+        )
+        .expect("write");
+        let written = append_results(
+            &output,
+            [
+                ("a", "{\"custom_id\": \"a\", \"again\": 1}"),
+                ("b", "{\"custom_id\": \"b\"}\n"),
+            ],
+        )
+        .expect("append");
+        assert_eq!(written, 1);
+        assert_eq!(
+            std::fs::read_to_string(&output).expect("read"),
+            "{\"custom_id\": \"a\"}\n{\"custom_id\": \"b\"}\n"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

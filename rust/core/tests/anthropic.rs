@@ -203,7 +203,7 @@ async fn batches_split_run_and_return_unordered_results_by_custom_id() {
     let jobs = jobs(&client);
     let texts = ["a", "[[status=400]] b", "c", "d", "e"];
     let ids = jobs
-        .submit(rows(&jobs, &texts), "ignored", &json!({}))
+        .submit(rows(&jobs, &texts), "ignored", &json!({}), None, &[])
         .await
         .expect("submit");
     assert_eq!(ids.len(), 3);
@@ -243,7 +243,13 @@ async fn expired_and_canceled_rows_come_back_from_the_store_or_as_lost() {
     let client = client(&server, json!({"batch": {"store_dir": dir}}));
     let jobs = jobs(&client);
     let ids = jobs
-        .submit(rows(&jobs, &["a", "[[expire]] b", "c"]), "", &json!({}))
+        .submit(
+            rows(&jobs, &["a", "[[expire]] b", "c"]),
+            "",
+            &json!({}),
+            None,
+            &[],
+        )
         .await
         .expect("submit");
     let collected = wait(&jobs, &ids).await;
@@ -254,7 +260,7 @@ async fn expired_and_canceled_rows_come_back_from_the_store_or_as_lost() {
     // Submitted again, it runs (an expire directive fires once per text).
     let mut all = ids.clone();
     all.extend(
-        jobs.submit(collected.unfinished.clone(), "", &json!({}))
+        jobs.submit(collected.unfinished.clone(), "", &json!({}), None, &[])
             .await
             .expect("resubmit"),
     );
@@ -264,7 +270,7 @@ async fn expired_and_canceled_rows_come_back_from_the_store_or_as_lost() {
 
     // A canceled batch whose copy is gone: its rows are lost, for the caller to rebuild.
     let ids = jobs
-        .submit(rows(&jobs, &["x", "y"]), "", &json!({}))
+        .submit(rows(&jobs, &["x", "y"]), "", &json!({}), None, &[])
         .await
         .expect("submit");
     jobs.cancel(&ids).await.expect("cancel");
@@ -282,7 +288,7 @@ async fn an_unwritable_store_fails_before_anything_is_created() {
     let client = client(&server, json!({"batch": {"store_dir": file.join("sub")}}));
     let jobs = jobs(&client);
     let error = jobs
-        .submit(rows(&jobs, &["a"]), "", &json!({}))
+        .submit(rows(&jobs, &["a"]), "", &json!({}), None, &[])
         .await
         .expect_err("unwritable");
     assert!(error.to_string().contains("XDG_CACHE_HOME"), "{error}");
@@ -311,7 +317,7 @@ async fn the_mock_lists_and_deletes_batches() {
     let mut ids = Vec::new();
     for text in ["a", "b", "c"] {
         ids.extend(
-            jobs.submit(rows(&jobs, &[text]), "", &json!({}))
+            jobs.submit(rows(&jobs, &[text]), "", &json!({}), None, &[])
                 .await
                 .expect("submit"),
         );

@@ -108,7 +108,13 @@ async fn azure_batch_jobs_wait_for_processed_files_and_collect_in_any_order() {
         .collect();
     // A file name with characters that must be escaped in the multipart header.
     let ids = jobs
-        .submit(rows, "run \"quoted\"", &json!({"description": "test"}))
+        .submit(
+            rows,
+            "run \"quoted\"",
+            &json!({"description": "test"}),
+            None,
+            &[],
+        )
         .await
         .expect("submitted");
     assert_eq!(ids.len(), 1);

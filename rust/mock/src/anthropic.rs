@@ -14,7 +14,9 @@
 //! second (`canceling`, then ended with every row canceled, after a cancel). Its rows run
 //! when it ends: `[[status=...]]` rows are `errored`, `[[expire]]` rows (`times` defaults to
 //! 1 per text) `expired`, invalid params `errored` (invalid_request_error); the results, at
-//! the batch's absolute `results_url`, come in no particular order.
+//! the batch's absolute `results_url`, come in no particular order. For tests of interrupted
+//! submissions, a request whose text has `[[slow_create=MS]]` makes the first create of its
+//! batch record the batch and then wait MS milliseconds before answering.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -102,7 +104,15 @@ pub(crate) async fn route(state: &State, call: &Call<'_>) -> Option<Reply> {
     }
     let mut reply = match (call.method, rest) {
         ("POST", []) => message(state, call).await,
-        ("POST", ["batches"]) => create_batch(state, call, &prefix),
+        ("POST", ["batches"]) => {
+            let reply = create_batch(state, call, &prefix);
+            if reply.status() == hyper::StatusCode::OK
+                && let Some(delay) = slow_create(state, call.body)
+            {
+                tokio::time::sleep(delay).await;
+            }
+            reply
+        }
         ("GET", ["batches"]) => list_batches(state, call.query),
         ("GET", ["batches", id]) => retrieve_batch(state, id),
         ("POST", ["batches", id, "cancel"]) => cancel_batch(state, id),
@@ -304,6 +314,30 @@ fn valid_custom_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// `[[slow_create=MS]]` in a request's text: the first create with that text answers after
+/// MS ms.
+fn slow_create(state: &State, body: &[u8]) -> Option<std::time::Duration> {
+    let body: Value = serde_json::from_slice(body).ok()?;
+    let text = body
+        .get("requests")?
+        .as_array()?
+        .iter()
+        .map(|request| text_of(request.get("params").unwrap_or(&Value::Null)))
+        .find(|text| text.contains("slow_create="))?;
+    let start = text.find("slow_create=")? + "slow_create=".len();
+    let digits: String = text[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let millis: u64 = digits.parse().ok()?;
+    let mut attempts = locked(&state.attempts);
+    let count = attempts
+        .entry(format!("anthropic-slow-create:{text}"))
+        .or_insert(0);
+    *count += 1;
+    (*count == 1).then(|| std::time::Duration::from_millis(millis))
 }
 
 fn create_batch(state: &State, call: &Call<'_>, prefix: &str) -> Reply {

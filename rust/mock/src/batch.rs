@@ -5,8 +5,17 @@
 //! left undone, making the job `expired`; a `[[reject_batch]]` row makes the whole job
 //! `failed`. An uploaded file is `pending` on its first retrieve, then `processed` (Azure
 //! makes clients wait for that).
+//!
+//! Files and batches are listed newest first (`GET files?purpose=&limit=&after=`, `GET
+//! batches?limit=&after=`, with `has_more` and `last_id`), and files can be deleted, as the
+//! APIs do; batches echo their metadata. For tests of interrupted submissions, a
+//! `[[slow_create=MS]]` row makes the first create of its file record the batch and then
+//! wait MS milliseconds before answering (the client can be killed while it waits, with the
+//! job already created); a `[[refuse_create]]` row makes every create over its file a 400.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -14,6 +23,60 @@ use serde_json::{Value, json};
 use crate::directives::{directives, text_of};
 use crate::openai::chat_completion;
 use crate::{Call, Reply, State, locked, reply, reply_json};
+
+/// An uploaded file, as the mock keeps it (beside its content in `State::files`).
+#[derive(Debug, Clone)]
+pub(crate) struct FileInfo {
+    number: usize,
+    filename: String,
+    purpose: String,
+    created_at: u64,
+}
+
+fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// `?a=1&b=2` as a map.
+fn query_map(query: &str) -> HashMap<&str, &str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .collect()
+}
+
+/// One page of `items` (newest first) after the `after` id, at most `limit` long.
+fn page(items: Vec<(String, Value)>, query: &str, default_limit: usize) -> Value {
+    let parameters = query_map(query);
+    let limit = parameters
+        .get("limit")
+        .and_then(|value| value.parse::<usize>().ok())
+        .unwrap_or(default_limit)
+        .max(1);
+    let start = parameters
+        .get("after")
+        .and_then(|after| items.iter().position(|(id, _)| id == after))
+        .map_or(0, |position| position + 1);
+    let rest = &items[start.min(items.len())..];
+    let shown: Vec<&(String, Value)> = rest.iter().take(limit).collect();
+    json!({
+        "object": "list",
+        "data": shown.iter().map(|(_, item)| item.clone()).collect::<Vec<_>>(),
+        "first_id": shown.first().map(|(id, _)| id.clone()),
+        "last_id": shown.last().map(|(id, _)| id.clone()),
+        "has_more": rest.len() > shown.len(),
+    })
+}
+
+/// The number in an id like `batch_12`.
+fn number_of(id: &str) -> usize {
+    id.rsplit('_')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct MockBatch {
@@ -28,6 +91,7 @@ pub(crate) struct MockBatch {
     output_file_id: Option<String>,
     error_file_id: Option<String>,
     counts: (usize, usize, usize),
+    created_at: u64,
 }
 
 impl MockBatch {
@@ -42,6 +106,7 @@ impl MockBatch {
             "output_file_id": self.output_file_id,
             "error_file_id": self.error_file_id,
             "metadata": self.metadata,
+            "created_at": self.created_at,
             "request_counts": {"total": self.counts.0, "completed": self.counts.1, "failed": self.counts.2},
         })
     }
@@ -52,7 +117,7 @@ fn new_id(state: &State, prefix: &str) -> String {
 }
 
 /// The Files and Batches endpoints; `None` for any other path.
-pub(crate) fn route(state: &State, call: &Call<'_>) -> Option<Reply> {
+pub(crate) async fn route(state: &State, call: &Call<'_>) -> Option<Reply> {
     let path = call.path;
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let start = segments
@@ -75,10 +140,59 @@ pub(crate) fn route(state: &State, call: &Call<'_>) -> Option<Reply> {
             };
             let id = new_id(state, "file");
             let size = content.len();
+            let info = FileInfo {
+                number: number_of(&id),
+                filename: name.clone(),
+                purpose: "batch".into(),
+                created_at: unix_seconds(),
+            };
             locked(&state.files).insert(id.clone(), content);
+            locked(&state.file_infos).insert(id.clone(), info.clone());
             let file = json!({"id": id, "object": "file", "bytes": size, "filename": name,
-                              "purpose": "batch", "status": "uploaded"});
+                              "purpose": "batch", "status": "uploaded",
+                              "created_at": info.created_at});
             Some(reply_json(200, &file))
+        }
+        ("GET", ["files"]) => {
+            let purpose = query_map(call.query)
+                .get("purpose")
+                .map(|p| (*p).to_owned());
+            let infos = locked(&state.file_infos).clone();
+            let files = locked(&state.files);
+            let mut listed: Vec<(usize, String, Value)> = infos
+                .into_iter()
+                .filter(|(_, info)| purpose.as_ref().is_none_or(|p| *p == info.purpose))
+                .filter_map(|(id, info)| {
+                    let size = files.get(&id)?.len();
+                    let file = json!({"id": id, "object": "file", "bytes": size,
+                        "filename": info.filename, "purpose": info.purpose,
+                        "created_at": info.created_at, "status": "processed"});
+                    Some((info.number, id, file))
+                })
+                .collect();
+            listed.sort_by_key(|(number, _, _)| std::cmp::Reverse(*number));
+            let items = listed.into_iter().map(|(_, id, file)| (id, file)).collect();
+            Some(reply_json(200, &page(items, call.query, 10_000)))
+        }
+        ("DELETE", ["files", id]) => {
+            let removed = locked(&state.files).remove(*id);
+            locked(&state.file_infos).remove(*id);
+            Some(match removed {
+                Some(_) => reply_json(200, &json!({"id": id, "object": "file", "deleted": true})),
+                None => not_found(),
+            })
+        }
+        ("GET", ["batches"]) => {
+            let mut batches: Vec<(usize, String, Value)> = locked(&state.batches)
+                .values()
+                .map(|batch| (number_of(&batch.id), batch.id.clone(), batch.to_json()))
+                .collect();
+            batches.sort_by_key(|(number, _, _)| std::cmp::Reverse(*number));
+            let items = batches
+                .into_iter()
+                .map(|(_, id, batch)| (id, batch))
+                .collect();
+            Some(reply_json(200, &page(items, call.query, 20)))
         }
         ("GET", ["files", id]) => {
             let size = locked(&state.files).get(*id).map(Bytes::len)?;
@@ -108,12 +222,16 @@ pub(crate) fn route(state: &State, call: &Call<'_>) -> Option<Reply> {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            let rows = locked(&state.files)
-                .get(&input_file_id)
-                .map(|content| jsonl_lines(content).count());
-            let Some(rows) = rows else {
+            let content = locked(&state.files).get(&input_file_id).cloned();
+            let Some(content) = content else {
                 return Some(not_found());
             };
+            if find(&content, b"refuse_create").is_some() {
+                let error = json!({"error": {"message": "Scripted refusal of the batch."}});
+                return Some(reply_json(400, &error));
+            }
+            let rows = jsonl_lines(&content).count();
+            let slow = slow_create(state, &content);
             let batch = MockBatch {
                 id: new_id(state, "batch"),
                 input_file_id,
@@ -125,9 +243,13 @@ pub(crate) fn route(state: &State, call: &Call<'_>) -> Option<Reply> {
                 output_file_id: None,
                 error_file_id: None,
                 counts: (rows, 0, 0),
+                created_at: unix_seconds(),
             };
             let answer = batch.to_json();
             locked(&state.batches).insert(batch.id.clone(), batch);
+            if let Some(delay) = slow {
+                tokio::time::sleep(delay).await;
+            }
             Some(reply_json(200, &answer))
         }
         ("GET", ["batches", id]) => {
@@ -149,9 +271,32 @@ pub(crate) fn route(state: &State, call: &Call<'_>) -> Option<Reply> {
             }
             Some(reply_json(200, &batch.to_json()))
         }
-        ("POST" | "GET", ["files" | "batches", ..]) => Some(not_found()),
+        ("POST" | "GET" | "DELETE", ["files" | "batches", ..]) => Some(not_found()),
         _ => None,
     }
+}
+
+/// `[[slow_create=MS]]` in a row of the file: the first create over such content answers
+/// after MS ms (a create over the same content uploaded again answers at once).
+fn slow_create(state: &State, content: &[u8]) -> Option<Duration> {
+    let start = find(content, b"slow_create=")? + b"slow_create=".len();
+    let digits: String = content[start..]
+        .iter()
+        .take_while(|byte| byte.is_ascii_digit())
+        .map(|byte| char::from(*byte))
+        .collect();
+    let millis: u64 = digits.parse().ok()?;
+    let mut attempts = locked(&state.attempts);
+    let digest = content
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let count = attempts
+        .entry(format!("slow_create:{digest:x}"))
+        .or_insert(0);
+    *count += 1;
+    (*count == 1).then(|| Duration::from_millis(millis))
 }
 
 fn jsonl_lines(content: &[u8]) -> impl Iterator<Item = &[u8]> {

@@ -86,6 +86,7 @@ pub(crate) struct State {
     pub(crate) attempts: Mutex<HashMap<String, u32>>,
     recorded: Mutex<Option<Vec<RecordedRequest>>>,
     pub(crate) files: Mutex<HashMap<String, Bytes>>,
+    pub(crate) file_infos: Mutex<HashMap<String, batch::FileInfo>>,
     pub(crate) batches: Mutex<HashMap<String, batch::MockBatch>>,
     pub(crate) message_batches: Mutex<HashMap<String, anthropic::MockMessageBatch>>,
     pub(crate) next_id: AtomicUsize,
@@ -104,6 +105,7 @@ impl Default for State {
             attempts: Mutex::default(),
             recorded: Mutex::default(),
             files: Mutex::default(),
+            file_infos: Mutex::default(),
             batches: Mutex::default(),
             message_batches: Mutex::default(),
             next_id: AtomicUsize::new(0),
@@ -213,7 +215,7 @@ async fn route(state: &State, call: &Call<'_>) -> Reply {
     if let Some(answer) = anthropic::route(state, call).await {
         return answer;
     }
-    if let Some(answer) = batch::route(state, call) {
+    if let Some(answer) = batch::route(state, call).await {
         return answer;
     }
     if let Some(answer) = openai::route(state, call).await {

@@ -1,9 +1,15 @@
 //! `BatchJobs`: a provider's Batch API (offline generation), seen from Python. Every call
 //! blocks on tokio with the GIL released; rows and results cross the boundary once.
 
+use std::path::PathBuf;
+
+use distilabel_rs_core::batch_jobs::durable::journal_state;
+use distilabel_rs_core::batch_jobs::journal::{JournalAt, default_journal_dir, forget};
 use distilabel_rs_core::batch_jobs::{BatchJobs as _, Check, RowResult};
+use distilabel_rs_core::http::{Client, ClientConfig};
+use distilabel_rs_core::limits::RetryPolicy;
 use distilabel_rs_core::providers::{AnyBatchJobs, AnyProvider};
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
@@ -26,25 +32,55 @@ impl BatchJobs {
 
 #[pymethods]
 impl BatchJobs {
-    /// Raises `ValueError` if the client's provider has no batch API.
+    /// Raises `ValueError` if the client's provider has no batch API. Jobs are created
+    /// through a twin of the client that makes one attempt per call: a create that may
+    /// have worked is looked up before it is tried again (the client's retries).
     #[new]
     fn new(client: &NativeClient) -> PyResult<Self> {
         let inner = AnyProvider::batch_jobs(&client.inner).map_err(IntoPyErr::into_pyerr)?;
-        Ok(Self { inner })
+        let single_attempt = ClientConfig {
+            retry: RetryPolicy {
+                max_retries: 0,
+                ..client.config.retry
+            },
+            ..client.config.clone()
+        };
+        let creator = Client::new(client.inner.provider().clone(), &single_attempt)
+            .map_err(IntoPyErr::into_pyerr)?;
+        Ok(Self {
+            inner: inner.single_attempt_creates(creator, client.config.retry),
+        })
     }
 
     /// Submits `requests` as batch jobs split at the API's limits; returns the job ids in
     /// order. Each request is `(custom_id, endpoint, body)`, or a row already in the API's
     /// format as bytes (e.g. an unfinished row to submit again). `name` names the uploaded
     /// files; `metadata` is attached to each job.
-    #[pyo3(signature = (requests, *, name, metadata))]
+    ///
+    /// Durable with `journal` (a state file) or `scope` (a journal in the shared directory
+    /// named after the scope and the requests): a re-run after a kill resumes the
+    /// submission instead of creating jobs twice. `known_jobs`: the jobs the caller already
+    /// collects (see `durable::submit`). Raises `OSError` when the journal cannot be used.
+    #[pyo3(signature = (requests, *, name, metadata, journal = None, scope = None, known_jobs = Vec::new()))]
+    #[allow(clippy::too_many_arguments)]
     fn submit(
         &self,
         py: Python<'_>,
         requests: Vec<Bound<'_, PyAny>>,
         name: &str,
         metadata: &Bound<'_, PyAny>,
+        journal: Option<PathBuf>,
+        scope: Option<String>,
+        known_jobs: Vec<String>,
     ) -> PyResult<Vec<String>> {
+        let journal = match (journal, scope) {
+            (Some(path), _) => Some(JournalAt::File(path)),
+            (None, Some(scope)) => Some(JournalAt::Keyed {
+                dir: shared_dir()?,
+                scope,
+            }),
+            (None, None) => None,
+        };
         let mut rows = Vec::with_capacity(requests.len());
         for (index, request) in requests.iter().enumerate() {
             if let Ok(bytes) = request.cast::<PyBytes>() {
@@ -71,8 +107,11 @@ impl BatchJobs {
         }
         let metadata = to_json(metadata, "metadata")?;
         let jobs = &self.inner;
-        block_on(py, async move { jobs.submit(rows, name, &metadata).await })?
-            .map_err(IntoPyErr::into_pyerr)
+        block_on(py, async move {
+            jobs.submit(rows, name, &metadata, journal.as_ref(), &known_jobs)
+                .await
+        })?
+        .map_err(IntoPyErr::into_pyerr)
     }
 
     /// Where the jobs stand: `{"running", "counts": (total, completed, failed), "results":
@@ -144,4 +183,29 @@ impl BatchJobs {
         let jobs = &self.inner;
         block_on(py, async move { jobs.cancel(&job_ids).await })?.map_err(IntoPyErr::into_pyerr)
     }
+}
+
+/// The shared directory of submission journals, or an error saying how to get one.
+fn shared_dir() -> PyResult<PathBuf> {
+    default_journal_dir().ok_or_else(|| {
+        PyOSError::new_err(
+            "no directory for the batch submission journals: set XDG_CACHE_HOME (or HOME) to \
+             a writable directory",
+        )
+    })
+}
+
+/// `(jobs_ids, first_submission_complete)` of a batch state file (`([], False)` if there
+/// is none). Raises `OSError` if it cannot be read or is damaged.
+#[pyfunction]
+pub fn batch_journal_state(py: Python<'_>, path: PathBuf) -> PyResult<(Vec<String>, bool)> {
+    py.detach(|| journal_state(&path))
+        .map_err(|e| PyOSError::new_err(e.to_string()))
+}
+
+/// Removes the submission journals of the shared directory whose jobs are all among
+/// `job_ids` (their results were collected), and the expired ones; returns how many.
+#[pyfunction]
+pub fn forget_batch_submissions(py: Python<'_>, job_ids: Vec<String>) -> usize {
+    py.detach(|| default_journal_dir().map_or(0, |dir| forget(&dir, &job_ids)))
 }

@@ -53,6 +53,9 @@ pub fn endpoint(name: &str) -> PyResult<Endpoint> {
 #[pyclass(module = "distilabel_rs._core", frozen)]
 pub struct NativeClient {
     pub(crate) inner: Arc<Client<AnyProvider>>,
+    /// What `inner` was built from (for a single-attempt twin, see `BatchJobs`). Holds the
+    /// key: never printed.
+    pub(crate) config: ClientConfig,
 }
 
 #[pymethods]
@@ -127,7 +130,7 @@ impl NativeClient {
             config.max_response_bytes = limit;
         }
         let inner = Client::new(provider, &config).map_err(IntoPyErr::into_pyerr)?;
-        Ok(Self { inner })
+        Ok(Self { inner, config })
     }
 
     /// The provider's name (`"openai"`, `"azure"`...).

@@ -3,6 +3,7 @@
 //! Each core error enum gets an [`IntoPyErr`] impl here; binding code calls `.into_pyerr()`
 //! and never builds a `PyErr` for a core error anywhere else.
 
+use distilabel_rs_core::batch_jobs::durable::SubmitError;
 use distilabel_rs_core::generate_job::JobError;
 use distilabel_rs_core::grouper::{ChunkError, UnknownIncompletePolicy};
 use distilabel_rs_core::http::ApiError;
@@ -131,9 +132,19 @@ impl IntoPyErr for JobError {
             JobError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 PyFileNotFoundError::new_err(message)
             }
-            JobError::Io { .. } => PyOSError::new_err(message),
+            JobError::Io { .. } | JobError::Changed { .. } => PyOSError::new_err(message),
             JobError::Malformed { .. } => MalformedInputError::new_err(message),
             JobError::Fatal(error) => error.into_pyerr(),
+        }
+    }
+}
+
+impl IntoPyErr for SubmitError {
+    fn into_pyerr(self) -> PyErr {
+        match self {
+            SubmitError::Api(error) => error.into_pyerr(),
+            // The journal's file could not be read, written or locked, or is damaged.
+            SubmitError::Journal(error) => PyOSError::new_err(error.to_string()),
         }
     }
 }

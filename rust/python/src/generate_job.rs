@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use distilabel_rs_core::generate_job::{
-    JobConfig, JobError, JobProgress, MalformedLines, Summary, batch_rows, run_job,
+    JobConfig, JobError, JobProgress, MalformedLines, Summary, append_results as append,
+    batch_rows, run_job,
 };
 use distilabel_rs_core::http::RequestDefaults;
 use distilabel_rs_core::providers::AnyProvider;
@@ -106,6 +107,26 @@ pub fn batch_rows_from_file<'py>(
     Ok((rows, malformed))
 }
 
+/// Appends to `output` the result lines (`{custom_id: line}`) whose custom id it does not
+/// have yet, after removing a line cut by an earlier kill, then syncs it; returns how many
+/// were written. Raises `OSError` naming the file and the cause.
+#[pyfunction]
+pub fn append_results(
+    py: Python<'_>,
+    output: PathBuf,
+    results: std::collections::HashMap<String, String>,
+) -> PyResult<usize> {
+    py.detach(|| {
+        append(
+            &output,
+            results
+                .iter()
+                .map(|(id, line)| (id.as_str(), line.as_str())),
+        )
+    })
+    .map_err(IntoPyErr::into_pyerr)
+}
+
 /// A running `generate` job.
 #[pyclass(module = "distilabel_rs._core", frozen)]
 pub struct GenerateJob {
@@ -177,6 +198,10 @@ fn clone_error(error: &JobError) -> JobError {
             action,
             path: path.clone(),
             source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        JobError::Changed { path, reason } => JobError::Changed {
+            path: path.clone(),
+            reason: reason.clone(),
         },
         JobError::Malformed { path, line, reason } => JobError::Malformed {
             path: path.clone(),

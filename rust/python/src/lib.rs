@@ -19,13 +19,15 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _core {
     #[pymodule_export]
-    use crate::batch_jobs::BatchJobs;
+    use crate::batch_jobs::{BatchJobs, batch_journal_state, forget_batch_submissions};
     #[pymodule_export]
     use crate::client::{NativeClient, RequestsHandle};
     #[pymodule_export]
     use crate::fanout::FanOutScheduler;
     #[pymodule_export]
-    use crate::generate_job::{GenerateJob, batch_rows_from_file, start_generate_job};
+    use crate::generate_job::{
+        GenerateJob, append_results, batch_rows_from_file, start_generate_job,
+    };
     #[pymodule_export]
     use crate::grouper::Grouper;
     #[pymodule_export]

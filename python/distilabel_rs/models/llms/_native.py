@@ -18,7 +18,9 @@ fields, its `agenerate` signature and its request bodies:
 
 import asyncio
 import inspect
+import json
 import os
+import signal
 import typing
 from typing import (
     TYPE_CHECKING,
@@ -245,6 +247,7 @@ class NativeLLM(AsyncLLM):
         Returns:
             One output per input, in input order.
         """
+        self._load_if_copied()
         # The request bodies and the outputs pile up: full collections would walk them
         # again and again (as in the fan-out engine, they wait until the end).
         with full_collections_deferred():
@@ -267,6 +270,7 @@ class NativeLLM(AsyncLLM):
         self, inputs: List["FormattedInput"], num_generations: int = 1, **kwargs: Any
     ) -> List["GenerateOutput"]:
         """Like `generate`, awaited: cancelling the awaiting task cancels the requests."""
+        self._load_if_copied()
         with full_collections_deferred():
             requests = self._requests(inputs, num_generations, kwargs)
             return await self._run_async(requests, num_generations, grouped=True)
@@ -274,6 +278,7 @@ class NativeLLM(AsyncLLM):
     async def _agenerate_one(self, arguments: Dict[str, Any]) -> "GenerateOutput":
         """The body of a provider's `agenerate`: its (validated) `arguments` (its
         `locals()`) sent as one request, whose output is returned."""
+        self._load_if_copied()
         parameters = {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
         context = self._batch_context()
         request = self._request(parameters, context)
@@ -355,12 +360,16 @@ class NativeLLM(AsyncLLM):
         A provider without `n` gets one row per input and generation (custom ids
         `"<input>-<generation>"`: Anthropic allows only letters, digits, `_` and `-`),
         grouped back per input as the online path does."""
+        self._load_if_copied()
         if self.jobs_ids:
             return self._collect_batch_results(inputs, num_generations, request)
         if inputs is None:
             raise ValueError("No `inputs` were provided and no `jobs_ids` were found.")
         requests = self._batch_requests(inputs, num_generations, request)
-        self.jobs_ids = tuple(self._submit_batch(requests))
+        # Durable: a re-run after a kill (before distilabel cached `jobs_ids`) gets the same
+        # jobs back instead of paying for the requests twice.
+        self.jobs_ids = tuple(self._submit_batch(requests, known_jobs=()))
+        _kill_point("after-submit")
         raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids or ())
 
     def _batch_requests(
@@ -390,9 +399,32 @@ class NativeLLM(AsyncLLM):
     def _batch_jobs(self) -> Any:
         return _core.BatchJobs(self._native_client())
 
-    def _submit_batch(self, requests: List[Any]) -> List[str]:
+    def _submit_batch(self, requests: List[Any], known_jobs: Sequence[str]) -> List[str]:
+        """Submits durably: every intent is recorded in a journal of the shared directory
+        (`$XDG_CACHE_HOME/distilabel-rs/batch-submissions`, else `~/.cache/...`) named after
+        the requests, the API and the pipeline run, so that the same requests submitted again
+        after a kill resume their submission. `known_jobs`: the jobs already collected."""
         name, metadata = _batch_name_and_metadata()
-        return self._batch_jobs().submit(requests, name=name, metadata=metadata)
+        return self._batch_jobs().submit(
+            requests,
+            name=name,
+            metadata=metadata,
+            scope=self._batch_scope(),
+            known_jobs=list(known_jobs),
+        )
+
+    def _batch_scope(self) -> str:
+        """What, besides the requests, names a submission's journal: the API (provider and
+        base URL) and the pipeline run (distilabel's name and cache id, when set)."""
+        return json.dumps(
+            {
+                "provider": self._provider,
+                "base_url": str(self._client_settings().get("base_url")),
+                "pipeline": os.getenv(PIPELINE_NAME_ENV_NAME),
+                "cache_id": os.getenv(PIPELINE_CACHE_ID_ENV_NAME),
+            },
+            sort_keys=True,
+        )
 
     def _collect_batch_results(
         self,
@@ -413,8 +445,12 @@ class NativeLLM(AsyncLLM):
             resubmit.extend(rebuilt)
             lost.difference_update(custom_id for custom_id, _, _ in rebuilt)
         if resubmit:
-            self.jobs_ids = (*self.jobs_ids, *self._submit_batch(resubmit))  # type: ignore[misc]
+            more = self._submit_batch(resubmit, known_jobs=self.jobs_ids or ())
+            self.jobs_ids = (*self.jobs_ids, *more)  # type: ignore[misc]
+            _kill_point("after-resubmit")
             raise DistilabelOfflineBatchGenerationNotFinishedException(jobs_ids=self.jobs_ids or ())
+        # Every result is in: the journals of these jobs are no longer needed.
+        _core.forget_batch_submissions(list(self.jobs_ids or ()))
         results = state["results"]
         results.update((custom_id, _LOST_RESULT) for custom_id in lost)
         # Input and generation of each custom id; the jobs say how many there were, so that
@@ -533,6 +569,13 @@ def _extra_root_certificates() -> Optional[bytes]:
             return file.read()
     except OSError as e:
         raise ValueError(f"`SSL_CERT_FILE` points to an unreadable file ({path}): {e}") from e
+
+
+def _kill_point(point: str) -> None:
+    """For tests of kills: `DISTILABEL_RS_KILL_AT=<point>` SIGKILLs the process here (as the
+    native core does at its own points)."""
+    if os.environ.get("DISTILABEL_RS_KILL_AT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _batch_name_and_metadata() -> Tuple[str, Dict[str, str]]:

@@ -8,6 +8,8 @@ objects pickle and deep-copy whatever state they are in (process-local state liv
 """
 
 import asyncio
+import copy
+import gc
 import inspect
 import json
 import logging
@@ -24,6 +26,7 @@ from typing import (
     List,
     Literal,
     Optional,
+    Set,
     Tuple,
     Type,
     Union,
@@ -286,6 +289,23 @@ class LLM(*_LLM_BASES):  # type: ignore[misc]
         )
 
 
+# `AsyncLLM`'s own process-local private attributes (subclasses may add theirs).
+_ASYNC_PROCESS_LOCAL: Tuple[str, ...] = ("_event_loop", "_progress_callback")
+
+
+def _discard_partial_copies(memo: Dict[int, Any], before: Set[int]) -> None:
+    """Drops what a failed deep copy half-built (kept in `memo`): their finalizers, which
+    expect whole objects, would print errors later. Silenced while they go."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        for key in [key for key in memo if key not in before]:
+            del memo[key]
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+
+
 class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
     """Base class of LLMs that generate one input at a time with `async def agenerate`;
     `generate` runs those coroutines concurrently, at most `max_concurrency` at once, with
@@ -311,11 +331,14 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
     _progress_callback: Optional[Callable[[FanOutProgress], Any]] = PrivateAttr(default=None)
     # Seed of the retry jitter; `None` seeds from the clock. Tests fix it.
     _fanout_seed: Optional[int] = PrivateAttr(default=None)
+    # Set on a deep copy of a loaded object whose process-bound state (an SDK client...)
+    # could not be copied: the copy loads itself again before its first `generate`.
+    _load_again: bool = PrivateAttr(default=False)
 
     _retryable_exceptions: ClassVar[Tuple[Type[BaseException], ...]] = ()
     # Private attributes that belong to one process and are not `ProcessLocal` objects
     # themselves (a callback may be a lambda): reset when pickled. Subclasses may extend it.
-    _process_local: ClassVar[Tuple[str, ...]] = ("_event_loop", "_progress_callback")
+    _process_local: ClassVar[Tuple[str, ...]] = _ASYNC_PROCESS_LOCAL
 
     max_concurrency: RuntimeParameter[PositiveInt] = Field(
         default=64,
@@ -410,6 +433,7 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
         Returns:
             The outputs, one per input.
         """
+        self._load_if_copied()
         return await _fanout.fan_out(
             self.agenerate,
             inputs,
@@ -454,6 +478,7 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
         Returns:
             The outputs, one per input.
         """
+        self._load_if_copied()
         return self._loop_owner.run(
             lambda: self._agenerate(inputs=inputs, num_generations=num_generations, **kwargs),
         )
@@ -503,6 +528,60 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
             private[name] = type(self).__private_attributes__[name].get_default()
         state["__pydantic_private__"] = private
         return state
+
+    def __deepcopy__(self, memo: Optional[Dict[int, Any]] = None) -> "AsyncLLM":
+        """A deep copy, made as a pickled copy would be (`copy.deepcopy`,
+        `model_copy(deep=True)`, distilabel's copy of each step before it starts a worker):
+        `ProcessLocal` state starts empty and `_process_local` attributes at their defaults.
+        A private attribute that cannot be deep-copied (an SDK client holding locks,
+        sockets or an SSL context) is left at its default too; when that, or a subclass's
+        `_process_local` state, leaves out something `load()` made, the copy of a loaded
+        object loads itself again before its first `generate`, so that it works on its own.
+
+        Args:
+            memo: `copy.deepcopy`'s memo.
+
+        Returns:
+            The copy.
+        """
+        memo = {} if memo is None else memo
+        cls = type(self)
+        copied = cls.__new__(cls)
+        memo[id(self)] = copied
+        object.__setattr__(copied, "__dict__", copy.deepcopy(self.__dict__, memo))
+        object.__setattr__(
+            copied, "__pydantic_extra__", copy.deepcopy(self.__pydantic_extra__, memo)
+        )
+        object.__setattr__(copied, "__pydantic_fields_set__", set(self.__pydantic_fields_set__))
+        private: Dict[str, Any] = {}
+        reset = False
+        attributes = cls.__private_attributes__
+        for name, value in (self.__pydantic_private__ or {}).items():
+            if name in self._process_local:
+                default = attributes[name].get_default()
+                private[name] = default
+                # A subclass's process-local state (a tokenizer, a client) that `load()`
+                # made: made again by the copy. (The loop and callback need nothing.)
+                reset = reset or (name not in _ASYNC_PROCESS_LOCAL and value is not default)
+                continue
+            before = set(memo)
+            try:
+                private[name] = copy.deepcopy(value, memo)
+                continue
+            except Exception:  # bound to this process or object: rebuilt by `load()`
+                private[name] = attributes[name].get_default() if name in attributes else None
+                reset = True
+            _discard_partial_copies(memo, before)
+        if reset and self._logger is not None:
+            private["_load_again"] = True
+        object.__setattr__(copied, "__pydantic_private__", private)
+        return copied
+
+    def _load_if_copied(self) -> None:
+        """Loads a deep copy of a loaded object whose process-bound state was not copied."""
+        if self._load_again:
+            self._load_again = False
+            self.load()
 
     def __del__(self) -> None:
         """Closes the event loop this object created in this process, if any."""

@@ -4,8 +4,11 @@
 //! limits, submit them as jobs, report where the jobs stand and, once none is running, read
 //! their results into one [`RowResult`] per `custom_id`. What an expired or cancelled job left
 //! undone is returned as rows to submit again, so nothing finished is paid for twice and
-//! nothing unfinished is lost.
+//! nothing unfinished is lost. Submissions are durable ([`durable`]): a kill at any moment
+//! followed by a re-run never creates a second job for the same rows and loses no job.
 
+pub mod durable;
+pub mod journal;
 pub mod split;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -77,13 +80,18 @@ pub trait BatchJobs {
 
     /// Submits `rows` (each a JSON document of this API's row format), split at the API's
     /// limits into as many jobs as needed; returns the job ids in order. `name` names the
-    /// uploaded files, `metadata` is attached to each job.
+    /// uploaded files, `metadata` is attached to each job (where the API keeps metadata).
+    ///
+    /// With a `journal`, the submission is durable (see [`durable::submit`], which also
+    /// says what `known_jobs` is for); without one, a kill loses track of its jobs.
     fn submit(
         &self,
         rows: Vec<Vec<u8>>,
         name: &str,
         metadata: &Value,
-    ) -> impl Future<Output = Result<Vec<String>, ApiError>> + Send;
+        journal: Option<&journal::JournalAt>,
+        known_jobs: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, durable::SubmitError>> + Send;
 
     /// Where the jobs stand; once none runs, their results.
     fn check(&self, job_ids: &[String]) -> impl Future<Output = Result<Check, ApiError>> + Send;

@@ -17,6 +17,8 @@ use std::sync::Arc;
 use reqwest::header::HeaderMap;
 use serde_json::{Map, Value};
 
+use crate::batch_jobs::durable::SubmitError;
+use crate::batch_jobs::journal::JournalAt;
 use crate::batch_jobs::{BatchJobs, Check};
 use crate::http::{ApiError, Client, Completion, Endpoint, Provider, RequestDefaults, TokenFields};
 
@@ -171,6 +173,22 @@ pub enum AnyBatchJobs {
     Anthropic(anthropic::batch_jobs::AnthropicBatchJobs<AnyProvider>),
 }
 
+impl AnyBatchJobs {
+    /// Creates jobs through `creator` (the same API, one attempt per call): a create that
+    /// may have worked is looked up before any new attempt, as `retry` allows.
+    #[must_use]
+    pub fn single_attempt_creates(
+        self,
+        creator: Arc<Client<AnyProvider>>,
+        retry: crate::limits::RetryPolicy,
+    ) -> Self {
+        match self {
+            Self::OpenAi(jobs) => Self::OpenAi(jobs.single_attempt_creates(creator, retry)),
+            Self::Anthropic(jobs) => Self::Anthropic(jobs.single_attempt_creates(creator, retry)),
+        }
+    }
+}
+
 impl BatchJobs for AnyBatchJobs {
     fn row(&self, custom_id: &str, endpoint: Endpoint, body: Value) -> Result<Value, ApiError> {
         match self {
@@ -184,10 +202,12 @@ impl BatchJobs for AnyBatchJobs {
         rows: Vec<Vec<u8>>,
         name: &str,
         metadata: &Value,
-    ) -> Result<Vec<String>, ApiError> {
+        journal: Option<&JournalAt>,
+        known_jobs: &[String],
+    ) -> Result<Vec<String>, SubmitError> {
         match self {
-            Self::OpenAi(jobs) => jobs.submit(rows, name, metadata).await,
-            Self::Anthropic(jobs) => jobs.submit(rows, name, metadata).await,
+            Self::OpenAi(jobs) => jobs.submit(rows, name, metadata, journal, known_jobs).await,
+            Self::Anthropic(jobs) => jobs.submit(rows, name, metadata, journal, known_jobs).await,
         }
     }
 

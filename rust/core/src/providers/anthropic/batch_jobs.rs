@@ -8,20 +8,44 @@
 //! of each batch's requests is kept in a local store (`{store}/{batch id}.jsonl`, written
 //! before the batch is created) until every row of the batches being collected has a
 //! result; rows the store does not have (another machine, a cleared cache) are reported as
-//! [`Collected::lost`], for the caller to rebuild from its inputs.
+//! [`Collected::lost`], for the caller to rebuild from its inputs. Copies are written
+//! atomically (`pending-<chunk tag>.jsonl`, renamed after the batch once it exists).
+//!
+//! Submissions are durable ([`crate::batch_jobs::durable`]), but Message Batches keep no
+//! metadata, and a batch shows neither its requests nor their custom ids before it ends: the
+//! only thing that tells the batch an interrupted create made is its shape. It is found in
+//! `GET /v1/messages/batches` (newest first, paginated) as the one batch with as many
+//! requests as the chunk, created after the attempt began (give or take [`CLOCK_SKEW`]), not
+//! being canceled, and not already the job of another chunk or journal. None: the create did
+//! not happen, and the chunk starts again. More than one (another client created a batch of
+//! the same size in those minutes): the submission stops with an error naming them rather
+//! than risk a second batch.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::BatchProfile;
+use super::rate_limits::parse_rfc3339;
 use super::response::{error_value_message, message_value_completion};
+use crate::batch_jobs::durable::{self, DurableSteps, Recorder, SubmitError};
+use crate::batch_jobs::journal::{
+    ChunkRecord, JournalAt, kill_point, remove_stale_temporaries, unix_now, write_atomically,
+};
 use crate::batch_jobs::{BatchJobs, Check, Collected, RequestCounts, RowResult};
 use crate::http::{ApiError, Client, Endpoint, Payload, Provider};
+use crate::limits::{Jitter, RetryPolicy};
+use crate::providers::openai::batch_jobs::refused;
+
+/// Clocks of the client and of the API may differ by this much (seconds) when telling
+/// which batches were created after an attempt began.
+pub const CLOCK_SKEW: f64 = 300.0;
+/// At most this many pages of batches are read looking for one.
+const MAX_LIST_PAGES: usize = 1000;
 
 /// `{"requests":[` and `]}` around the rows of a batch.
 const ENVELOPE_START: &[u8] = b"{\"requests\":[";
@@ -36,6 +60,19 @@ pub struct MessageBatch {
     pub request_counts: Option<BatchCounts>,
     #[serde(default)]
     pub results_url: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub cancel_initiated_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchPage {
+    data: Vec<MessageBatch>,
+    #[serde(default)]
+    has_more: bool,
+    #[serde(default)]
+    last_id: Option<String>,
 }
 
 /// Rows of a batch by state; all but `processing` stay 0 until the batch ends.
@@ -78,6 +115,12 @@ impl MessageBatch {
 #[derive(Debug)]
 pub struct AnthropicBatchJobs<P: Provider> {
     client: Arc<Client<P>>,
+    /// Sends the create calls: a client that makes one attempt per call, or `client`.
+    creator: Arc<Client<P>>,
+    /// Attempts of a create after a failure that may be transient (each one after a
+    /// lookup found no batch).
+    create_retry: RetryPolicy,
+    jitter: Mutex<Jitter>,
     profile: BatchProfile,
     /// Where the requests of each batch are kept (`None`: nowhere to keep them).
     store: Option<PathBuf>,
@@ -101,47 +144,165 @@ impl<P: Provider> AnthropicBatchJobs<P> {
             .map(PathBuf::from)
             .or_else(default_store_dir);
         Self {
+            creator: Arc::clone(&client),
             client,
+            create_retry: RetryPolicy {
+                max_retries: 0,
+                base_seconds: 0.0,
+                cap_seconds: 0.0,
+            },
+            jitter: Mutex::new(Jitter::new(
+                u64::from(std::process::id()) ^ unix_now().to_bits(),
+            )),
             profile,
             store,
         }
+    }
+
+    /// Creates batches through `creator`, a client of the same API that makes one attempt
+    /// per call, retrying as `retry` says only after a lookup found no batch.
+    #[must_use]
+    pub fn single_attempt_creates(mut self, creator: Arc<Client<P>>, retry: RetryPolicy) -> Self {
+        self.creator = creator;
+        self.create_retry = retry;
+        self
     }
 
     fn batch_path(&self, batch_id: &str, rest: &str) -> String {
         format!("{}/{batch_id}{rest}", self.profile.path)
     }
 
-    /// Creates one batch from rows that fit in it; returns its id.
-    pub async fn create(&self, rows: Vec<Vec<u8>>) -> Result<String, ApiError> {
-        let body = envelope(&rows);
-        let pending = match &self.store {
-            Some(dir) => Some(store_pending(dir.clone(), rows).await?),
-            None => None,
+    /// Creates one batch from rows that fit in it (the chunk of `record`); returns its id.
+    /// A failure that may have created it anyway (a timeout, a 5xx, a 2xx that is not a
+    /// batch) is followed by a lookup ([`Self::find_created`]), and a new attempt only if
+    /// there is none.
+    async fn create(
+        &self,
+        rows: &[Vec<u8>],
+        record: &ChunkRecord,
+        known: &BTreeSet<String>,
+    ) -> Result<String, ApiError> {
+        let body: bytes::Bytes = envelope(rows).into();
+        let mut retries = 0;
+        loop {
+            let answer = self
+                .creator
+                .call(
+                    reqwest::Method::POST,
+                    &self.profile.path,
+                    Some(Payload::Json(body.clone())),
+                )
+                .await
+                .and_then(|answer| parse::<MessageBatch>(&answer));
+            let error = match answer {
+                Ok(batch) => return Ok(batch.id),
+                Err(error) if refused(&error) => return Err(error),
+                Err(error) => error,
+            };
+            if let Some(batch) = self.find_created(record, known).await? {
+                return Ok(batch);
+            }
+            if !error.is_retryable() || retries >= self.create_retry.max_retries {
+                return Err(error);
+            }
+            let delay = match error.retry_after() {
+                Some(hint) if hint.is_finite() && hint >= 0.0 => hint,
+                _ => {
+                    let mut jitter = self.jitter.lock().unwrap_or_else(PoisonError::into_inner);
+                    self.create_retry.backoff(retries, &mut jitter)
+                }
+            };
+            retries += 1;
+            tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+        }
+    }
+
+    /// The batch an interrupted create of `record`'s chunk made, if any (see the module
+    /// documentation); an error when several batches fit.
+    async fn find_created(
+        &self,
+        record: &ChunkRecord,
+        known: &BTreeSet<String>,
+    ) -> Result<Option<String>, ApiError> {
+        let Some(since) = record.create_started else {
+            return Ok(None);
         };
-        let created = self
-            .client
-            .call(
-                reqwest::Method::POST,
-                &self.profile.path,
-                Some(Payload::Json(body.into())),
-            )
-            .await
-            .and_then(|answer| parse::<MessageBatch>(&answer));
-        let (Some(pending), Some(dir)) = (pending, &self.store) else {
-            return created.map(|batch| batch.id);
+        let earliest = since - CLOCK_SKEW;
+        let mut candidates = Vec::new();
+        let mut after: Option<String> = None;
+        'pages: for _ in 0..MAX_LIST_PAGES {
+            let query = match &after {
+                Some(after) => format!("?limit=100&after_id={after}"),
+                None => "?limit=100".to_owned(),
+            };
+            let answer = self
+                .client
+                .call(
+                    reqwest::Method::GET,
+                    &format!("{}{query}", self.profile.path),
+                    None,
+                )
+                .await?;
+            let page: BatchPage = parse(&answer)?;
+            for batch in page.data {
+                let created = batch.created_at.as_deref().and_then(parse_rfc3339);
+                if created.is_some_and(|created| created < earliest) {
+                    break 'pages;
+                }
+                let total = batch
+                    .request_counts
+                    .map(|counts| RequestCounts::from(counts).total);
+                if total == Some(record.rows as u64)
+                    && batch.cancel_initiated_at.is_none()
+                    && !known.contains(&batch.id)
+                {
+                    candidates.push(batch.id);
+                }
+            }
+            match page.last_id {
+                Some(last) if page.has_more => after = Some(last),
+                _ => break,
+            }
+        }
+        match candidates.len() {
+            0 => Ok(None),
+            1 => Ok(candidates.pop()),
+            _ => Err(ApiError::InvalidRequest(format!(
+                "an interrupted submission may have created one of the message batches {} \
+                 ({} requests each, created since the attempt began); Message Batches keep no \
+                 metadata to tell which: cancel the ones that are not this submission's and \
+                 run again (canceled batches are not considered)",
+                candidates.join(", "),
+                record.rows
+            ))),
+        }
+    }
+
+    /// Keeps the copy of a created batch's rows under its id.
+    async fn keep_copy(&self, tag: &str, batch_id: &str) {
+        let Some(dir) = self.store.clone() else {
+            return;
         };
-        let kept = match &created {
-            Ok(batch) => Some(store_file(dir, &batch.id)),
-            Err(_) => None,
-        };
-        // A batch that was created keeps its copy; a failed creation leaves none behind.
-        blocking(move || match kept {
-            Some(kept) => std::fs::rename(&pending, kept),
-            None => std::fs::remove_file(&pending),
+        let (pending, kept) = (pending_file(&dir, tag), store_file(&dir, batch_id));
+        blocking(move || {
+            match std::fs::rename(&pending, &kept) {
+                Ok(()) => {}
+                // Already renamed by an earlier run.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(error) => return Err(error),
+            }
+            std::fs::File::open(&dir)?.sync_all()
         })
         .await
         .ok();
-        created.map(|batch| batch.id)
+    }
+
+    /// Drops the copy of rows whose batch was not created.
+    async fn drop_copy(&self, tag: &str) {
+        if let Some(dir) = self.store.clone() {
+            let pending = pending_file(&dir, tag);
+            blocking(move || std::fs::remove_file(pending)).await.ok();
+        }
     }
 
     pub async fn retrieve(&self, batch_id: &str) -> Result<MessageBatch, ApiError> {
@@ -236,14 +397,12 @@ impl<P: Provider> BatchJobs for AnthropicBatchJobs<P> {
     async fn submit(
         &self,
         rows: Vec<Vec<u8>>,
-        _name: &str,
-        _metadata: &Value,
-    ) -> Result<Vec<String>, ApiError> {
-        let mut ids = Vec::new();
-        for rows in split_rows(rows, self.profile.max_requests, self.profile.max_bytes) {
-            ids.push(self.create(rows).await?);
-        }
-        Ok(ids)
+        name: &str,
+        metadata: &Value,
+        journal: Option<&JournalAt>,
+        known_jobs: &[String],
+    ) -> Result<Vec<String>, SubmitError> {
+        durable::submit(self, rows, name, metadata, journal, known_jobs).await
     }
 
     async fn check(&self, job_ids: &[String]) -> Result<Check, ApiError> {
@@ -267,6 +426,62 @@ impl<P: Provider> BatchJobs for AnthropicBatchJobs<P> {
             self.cancel_one(id).await?;
         }
         Ok(())
+    }
+}
+
+impl<P: Provider> DurableSteps for AnthropicBatchJobs<P> {
+    fn chunks(&self, rows: Vec<Vec<u8>>) -> Vec<Vec<Vec<u8>>> {
+        split_rows(rows, self.profile.max_requests, self.profile.max_bytes)
+    }
+
+    fn describe(&self, _record: &mut ChunkRecord, _number: usize, _name: &str) {}
+
+    /// The local copy, then the create (intent recorded before the call).
+    async fn start(
+        &self,
+        rows: &[Vec<u8>],
+        recorder: &mut Recorder,
+        _metadata: &Value,
+    ) -> Result<String, SubmitError> {
+        let tag = recorder.record().tag.clone();
+        if let Some(dir) = &self.store {
+            store_pending(dir.clone(), &tag, rows.to_vec()).await?;
+        }
+        recorder
+            .update(|record| record.create_started = Some(unix_now()))
+            .await?;
+        let record = recorder.record().clone();
+        let known = recorder.known_jobs();
+        match self.create(rows, &record, &known).await {
+            Ok(batch) => {
+                kill_point("after-create");
+                self.keep_copy(&tag, &batch).await;
+                Ok(batch)
+            }
+            // Refused: no batch was created.
+            Err(error) if refused(&error) => {
+                self.drop_copy(&tag).await;
+                recorder
+                    .update(|record| record.create_started = None)
+                    .await?;
+                Err(error.into())
+            }
+            // Maybe created: left recorded for the next run's lookup.
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn recover(
+        &self,
+        record: &ChunkRecord,
+        known: &BTreeSet<String>,
+    ) -> Result<Option<String>, SubmitError> {
+        let found = self.find_created(record, known).await?;
+        match &found {
+            Some(batch) => self.keep_copy(&record.tag, batch).await,
+            None => self.drop_copy(&record.tag).await,
+        }
+        Ok(found)
     }
 }
 
@@ -406,29 +621,25 @@ async fn blocking<T: Send + 'static>(
         .map_err(std::io::Error::other)?
 }
 
-/// Writes the rows of a batch about to be created to a new file of the store; returns its
-/// path (renamed after the batch once it exists).
-async fn store_pending(dir: PathBuf, rows: Vec<Vec<u8>>) -> Result<PathBuf, ApiError> {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let name = format!(
-        "pending-{}-{}-{}.jsonl",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_nanos())
-    );
-    let path = dir.join(name);
-    let target = path.clone();
+/// The copy of a chunk's rows before its batch exists.
+fn pending_file(dir: &Path, tag: &str) -> PathBuf {
+    store_file(dir, &format!("pending-{tag}"))
+}
+
+/// Writes the rows of a batch about to be created to the store, atomically, under the
+/// chunk's tag (renamed after the batch once it exists).
+async fn store_pending(dir: PathBuf, tag: &str, rows: Vec<Vec<u8>>) -> Result<(), ApiError> {
+    let path = pending_file(&dir, tag);
     let shown = dir.display().to_string();
     blocking(move || {
         std::fs::create_dir_all(&dir)?;
+        remove_stale_temporaries(&path);
         let mut content = Vec::with_capacity(rows.iter().map(|row| row.len() + 1).sum());
         for row in &rows {
             content.extend_from_slice(row);
             content.push(b'\n');
         }
-        std::fs::write(&target, content)
+        write_atomically(&path, &content)
     })
     .await
     .map_err(|e| {
@@ -437,8 +648,7 @@ async fn store_pending(dir: PathBuf, rows: Vec<Vec<u8>>) -> Result<PathBuf, ApiE
              submit expired or canceled rows again: set XDG_CACHE_HOME (or the profile's \
              batch.store_dir) to a writable directory"
         ))
-    })?;
-    Ok(path)
+    })
 }
 
 /// The rows of `custom_ids` in a batch's store file (none if the file is missing).
@@ -567,15 +777,13 @@ mod tests {
     #[test]
     fn rows_are_params_without_stream() {
         let params = json!({"model": "m", "max_tokens": 5, "stream": false, "messages": []});
-        let jobs: AnthropicBatchJobs<super::super::Anthropic> = AnthropicBatchJobs {
-            client: Client::new(
-                super::super::Anthropic::default(),
-                &crate::http::ClientConfig::new("http://127.0.0.1:9"),
-            )
-            .expect("client"),
-            profile: BatchProfile::default(),
-            store: None,
-        };
+        let client = Client::new(
+            super::super::Anthropic::default(),
+            &crate::http::ClientConfig::new("http://127.0.0.1:9"),
+        )
+        .expect("client");
+        let mut jobs = AnthropicBatchJobs::new(client, BatchProfile::default());
+        jobs.store = None;
         assert_eq!(
             jobs.row("7", Endpoint::Chat, params).expect("row"),
             json!({"custom_id": "7", "params": {"model": "m", "max_tokens": 5, "messages": []}})

@@ -5,8 +5,22 @@
 //! and error files of finished jobs are read into one result per `custom_id`; rows an
 //! expired or cancelled job left undone are found in its input file, so that only those are
 //! submitted again.
+//!
+//! Submissions are durable ([`crate::batch_jobs::durable`]). The key that finds the job an
+//! interrupted create made is its input file: the uploaded file's id is recorded before the
+//! job is created with it, and every batch names its `input_file_id` (kept by OpenAI, Azure
+//! and Groq alike, whatever they do with metadata), so `GET batches` (newest first,
+//! paginated) tells whether that file has a job. An upload interrupted before its id was
+//! recorded is found by `GET files?purpose=batch`: same file name, same size, created after
+//! the attempt began and input of no batch; such files are deleted, as is the file of a
+//! chunk whose job was never created.
+//!
+//! The create call itself is never retried blindly (a timed-out create may have created the
+//! job): with a single-attempt client ([`OpenAiBatchJobs::single_attempt_creates`]), a
+//! failure that may be transient is followed by the lookup, and only then by a new attempt.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -14,10 +28,19 @@ use serde_json::{Value, json};
 
 use super::BatchProfile;
 use super::response;
-use crate::batch_jobs::split::split_into_files;
+use crate::batch_jobs::durable::{self, DurableSteps, Recorder, SubmitError};
+use crate::batch_jobs::journal::{ChunkRecord, JournalAt, kill_point, unix_now};
+use crate::batch_jobs::split::{chunk_rows, jsonl};
 use crate::batch_jobs::{BatchJobs, Check, Collected, RequestCounts, RowResult};
 use crate::http::error::provider_message;
 use crate::http::{ApiError, Client, Endpoint, FormPart, Payload, Provider};
+use crate::limits::{Jitter, RetryPolicy};
+
+/// Clocks of the client and of the API may differ by this much (seconds) when telling
+/// what was created after an attempt began.
+const CLOCK_SKEW: f64 = 3600.0;
+/// At most this many pages of a list are read looking for a job or a file.
+const MAX_LIST_PAGES: usize = 1000;
 
 /// How long an uploaded file may take to be `processed` (Azure) before submission fails.
 const FILE_PROCESSING_LIMIT: Duration = Duration::from_secs(600);
@@ -77,12 +100,49 @@ impl BatchStatus {
 #[derive(Debug)]
 pub struct OpenAiBatchJobs<P: Provider> {
     client: Arc<Client<P>>,
+    /// Sends the create calls: a client that makes one attempt per call, or `client`.
+    creator: Arc<Client<P>>,
+    /// Attempts of a create after a failure that may be transient (each one after a
+    /// lookup found no job).
+    create_retry: RetryPolicy,
+    jitter: Mutex<Jitter>,
     profile: BatchProfile,
 }
 
 #[derive(Deserialize)]
 struct Created {
     id: String,
+}
+
+/// A batch as `GET batches` lists it.
+#[derive(Debug, Deserialize)]
+struct ListedBatch {
+    id: String,
+    #[serde(default)]
+    input_file_id: Option<String>,
+    #[serde(default)]
+    created_at: Option<f64>,
+}
+
+/// A file as `GET files` lists it.
+#[derive(Debug, Deserialize)]
+struct ListedFile {
+    id: String,
+    #[serde(default)]
+    filename: Option<String>,
+    #[serde(default)]
+    bytes: Option<u64>,
+    #[serde(default)]
+    created_at: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Page<T> {
+    data: Vec<T>,
+    #[serde(default)]
+    has_more: bool,
+    #[serde(default)]
+    last_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -95,15 +155,43 @@ struct UploadedFile {
 
 impl<P: Provider> OpenAiBatchJobs<P> {
     pub fn new(client: Arc<Client<P>>, profile: BatchProfile) -> Self {
-        Self { client, profile }
+        Self {
+            creator: Arc::clone(&client),
+            client,
+            create_retry: RetryPolicy {
+                max_retries: 0,
+                base_seconds: 0.0,
+                cap_seconds: 0.0,
+            },
+            jitter: Mutex::new(Jitter::new(seed())),
+            profile,
+        }
+    }
+
+    /// Creates jobs through `creator`, a client of the same API that makes one attempt per
+    /// call, retrying as `retry` says only after a lookup found no job.
+    #[must_use]
+    pub fn single_attempt_creates(mut self, creator: Arc<Client<P>>, retry: RetryPolicy) -> Self {
+        self.creator = creator;
+        self.create_retry = retry;
+        self
     }
 
     fn path(&self, rest: &str) -> String {
         format!("{}{rest}", self.profile.path_prefix)
     }
 
-    /// Uploads a JSONL file with purpose `batch`; returns its id.
+    /// Uploads a JSONL file with purpose `batch` and waits until the API processed it (if
+    /// the profile says so); returns its id.
     pub async fn upload(&self, file_name: &str, content: Vec<u8>) -> Result<String, ApiError> {
+        let id = self.upload_file(file_name, content).await?;
+        if self.profile.wait_for_files {
+            self.wait_until_processed(&id).await?;
+        }
+        Ok(id)
+    }
+
+    async fn upload_file(&self, file_name: &str, content: Vec<u8>) -> Result<String, ApiError> {
         let form = vec![
             FormPart {
                 name: "purpose".into(),
@@ -126,11 +214,7 @@ impl<P: Provider> OpenAiBatchJobs<P> {
                 Some(Payload::Form(form)),
             )
             .await?;
-        let id = parse::<Created>(&answer)?.id;
-        if self.profile.wait_for_files {
-            self.wait_until_processed(&id).await?;
-        }
-        Ok(id)
+        Ok(parse::<Created>(&answer)?.id)
     }
 
     /// Polls an uploaded file until the API has validated it (Azure creates no job on a
@@ -166,23 +250,165 @@ impl<P: Provider> OpenAiBatchJobs<P> {
         }
     }
 
-    /// Creates a 24 h batch job over an uploaded file.
-    pub async fn create(&self, input_file_id: &str, metadata: &Value) -> Result<String, ApiError> {
+    /// Creates a 24 h batch job over an uploaded file. A failure that may have created it
+    /// anyway (a timeout, a 5xx...) is followed by a lookup of the file's job (created after
+    /// `since`), and a new attempt only if there is none.
+    pub async fn create(
+        &self,
+        input_file_id: &str,
+        metadata: &Value,
+        since: f64,
+    ) -> Result<String, ApiError> {
         let request = json!({
             "input_file_id": input_file_id,
             "endpoint": self.profile.endpoint,
             "completion_window": "24h",
             "metadata": metadata,
         });
-        let answer = self
+        let payload = Payload::Json(request.to_string().into());
+        let mut retries = 0;
+        loop {
+            let answer = self
+                .creator
+                .call(
+                    reqwest::Method::POST,
+                    &self.path("batches"),
+                    Some(payload.clone()),
+                )
+                .await;
+            let error = match answer.and_then(|answer| parse::<Created>(&answer)) {
+                Ok(created) => return Ok(created.id),
+                Err(error) if refused(&error) => return Err(error),
+                Err(error) => error,
+            };
+            if let Some(job) = self.job_of_file(input_file_id, since).await? {
+                return Ok(job);
+            }
+            // A 2xx whose body is not a batch created one, or something unknown went wrong:
+            // no new attempt.
+            if !error.is_retryable() || retries >= self.create_retry.max_retries {
+                return Err(error);
+            }
+            let delay = match error.retry_after() {
+                Some(hint) if hint.is_finite() && hint >= 0.0 => hint,
+                _ => {
+                    let mut jitter = self.jitter.lock().unwrap_or_else(PoisonError::into_inner);
+                    self.create_retry.backoff(retries, &mut jitter)
+                }
+            };
+            retries += 1;
+            tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+        }
+    }
+
+    /// Reads a paginated list (`data`, `has_more`, `last_id`) of `path`, newest first,
+    /// until `stop` says so or the list ends.
+    async fn list<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        mut stop: impl FnMut(&T) -> bool,
+    ) -> Result<Vec<T>, ApiError> {
+        let mut items = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let separator = if path.contains('?') { '&' } else { '?' };
+            let url = match &after {
+                Some(after) => format!("{path}{separator}after={after}"),
+                None => path.to_owned(),
+            };
+            let answer = self
+                .client
+                .call(reqwest::Method::GET, &self.path(&url), None)
+                .await?;
+            let page: Page<T> = parse(&answer)?;
+            let mut stopped = false;
+            for item in page.data {
+                if stop(&item) {
+                    stopped = true;
+                    break;
+                }
+                items.push(item);
+            }
+            match page.last_id {
+                Some(last) if page.has_more && !stopped => after = Some(last),
+                _ => return Ok(items),
+            }
+        }
+        Err(ApiError::InvalidResponse(format!(
+            "the list at {path} did not end within {MAX_LIST_PAGES} pages"
+        )))
+    }
+
+    /// The batches created since `since` (give or take the clock skew), newest first.
+    async fn batches_since(&self, since: f64) -> Result<Vec<ListedBatch>, ApiError> {
+        self.list("batches?limit=100", |batch: &ListedBatch| {
+            batch
+                .created_at
+                .is_some_and(|created| created < since - CLOCK_SKEW)
+        })
+        .await
+    }
+
+    /// The job created over `file_id` (after `since`), if any.
+    async fn job_of_file(&self, file_id: &str, since: f64) -> Result<Option<String>, ApiError> {
+        Ok(self
+            .batches_since(since)
+            .await?
+            .into_iter()
+            .find(|batch| batch.input_file_id.as_deref() == Some(file_id))
+            .map(|batch| batch.id))
+    }
+
+    /// Deletes an uploaded file (one already gone is fine).
+    async fn delete_file(&self, file_id: &str) -> Result<(), ApiError> {
+        match self
             .client
             .call(
-                reqwest::Method::POST,
-                &self.path("batches"),
-                Some(Payload::Json(request.to_string().into())),
+                reqwest::Method::DELETE,
+                &self.path(&format!("files/{file_id}")),
+                None,
             )
+            .await
+        {
+            Ok(_) | Err(ApiError::Status { status: 404, .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Files an upload of `record` left without recording their id: same name, same size,
+    /// created after the upload began, and input of no batch.
+    async fn orphan_uploads(&self, record: &ChunkRecord) -> Result<Vec<String>, ApiError> {
+        let (Some(name), Some(since)) = (&record.file_name, record.upload_started) else {
+            return Ok(Vec::new());
+        };
+        let files = self
+            .list("files?purpose=batch&limit=10000", |file: &ListedFile| {
+                file.created_at
+                    .is_some_and(|created| created < since - CLOCK_SKEW)
+            })
             .await?;
-        parse::<Created>(&answer).map(|created| created.id)
+        let candidates: Vec<ListedFile> = files
+            .into_iter()
+            .filter(|file| {
+                file.filename.as_deref() == Some(name.as_str())
+                    && file.bytes == Some(record.bytes as u64)
+                    && file.created_at.is_none_or(|c| c >= since - CLOCK_SKEW)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let used: BTreeSet<String> = self
+            .batches_since(since)
+            .await?
+            .into_iter()
+            .filter_map(|batch| batch.input_file_id)
+            .collect();
+        Ok(candidates
+            .into_iter()
+            .map(|file| file.id)
+            .filter(|id| !used.contains(id))
+            .collect())
     }
 
     pub async fn retrieve(&self, batch_id: &str) -> Result<BatchStatus, ApiError> {
@@ -283,25 +509,10 @@ impl<P: Provider> BatchJobs for OpenAiBatchJobs<P> {
         rows: Vec<Vec<u8>>,
         name: &str,
         metadata: &Value,
-    ) -> Result<Vec<String>, ApiError> {
-        let rows = rows
-            .into_iter()
-            .map(|mut row| {
-                if row.last() != Some(&b'\n') {
-                    row.push(b'\n');
-                }
-                row
-            })
-            .collect();
-        let files = split_into_files(rows, self.profile.max_rows, self.profile.max_bytes);
-        let mut ids = Vec::with_capacity(files.len());
-        for (number, content) in files.into_iter().enumerate() {
-            let file_id = self
-                .upload(&format!("{name}-fileno-{number}.jsonl"), content)
-                .await?;
-            ids.push(self.create(&file_id, metadata).await?);
-        }
-        Ok(ids)
+        journal: Option<&JournalAt>,
+        known_jobs: &[String],
+    ) -> Result<Vec<String>, SubmitError> {
+        durable::submit(self, rows, name, metadata, journal, known_jobs).await
     }
 
     async fn check(&self, job_ids: &[String]) -> Result<Check, ApiError> {
@@ -326,6 +537,113 @@ impl<P: Provider> BatchJobs for OpenAiBatchJobs<P> {
         }
         Ok(())
     }
+}
+
+impl<P: Provider> DurableSteps for OpenAiBatchJobs<P> {
+    fn chunks(&self, rows: Vec<Vec<u8>>) -> Vec<Vec<Vec<u8>>> {
+        chunk_rows(rows, self.profile.max_rows, self.profile.max_bytes)
+    }
+
+    fn describe(&self, record: &mut ChunkRecord, number: usize, name: &str) {
+        record.file_name = Some(format!("{name}-fileno-{number}.jsonl"));
+    }
+
+    /// Upload (intent recorded before, file id after), then create (intent recorded with
+    /// the file id, before the call).
+    async fn start(
+        &self,
+        rows: &[Vec<u8>],
+        recorder: &mut Recorder,
+        metadata: &Value,
+    ) -> Result<String, SubmitError> {
+        let record = recorder.record().clone();
+        let file_name = record
+            .file_name
+            .unwrap_or_else(|| format!("{}.jsonl", record.tag));
+        recorder
+            .update(|record| record.upload_started = Some(unix_now()))
+            .await?;
+        let file_id = self.upload_file(&file_name, jsonl(rows)).await?;
+        kill_point("after-upload");
+        let since = unix_now();
+        recorder
+            .update(|record| {
+                record.file_id = Some(file_id.clone());
+                record.create_started = Some(since);
+            })
+            .await?;
+        kill_point("before-create");
+        let processed = if self.profile.wait_for_files {
+            self.wait_until_processed(&file_id).await
+        } else {
+            Ok(())
+        };
+        let created = match processed {
+            Ok(()) => self.create(&file_id, metadata, since).await,
+            Err(error) => Err(error),
+        };
+        match created {
+            Ok(job) => {
+                kill_point("after-create");
+                Ok(job)
+            }
+            // Refused (the file or the job): no job was created, and the file will never be
+            // used.
+            Err(error) if refused(&error) => {
+                self.delete_file(&file_id).await.ok();
+                recorder
+                    .update(|record| {
+                        record.upload_started = None;
+                        record.file_id = None;
+                        record.create_started = None;
+                    })
+                    .await?;
+                Err(error.into())
+            }
+            // Maybe created: left recorded for the next run's lookup.
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn recover(
+        &self,
+        record: &ChunkRecord,
+        known: &BTreeSet<String>,
+    ) -> Result<Option<String>, SubmitError> {
+        if let (Some(file_id), Some(since)) = (&record.file_id, record.create_started)
+            && let Some(job) = self.job_of_file(file_id, since).await?
+            && !known.contains(&job)
+        {
+            return Ok(Some(job));
+        }
+        // No job: whatever the attempt uploaded is deleted.
+        if let Some(file_id) = &record.file_id {
+            self.delete_file(file_id).await?;
+        } else {
+            for file_id in self.orphan_uploads(record).await? {
+                self.delete_file(&file_id).await?;
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The API refused the call (a 4xx other than 408, 409 and 429), or it could not be made:
+/// nothing was created.
+pub(crate) fn refused(error: &ApiError) -> bool {
+    match error {
+        ApiError::Status { .. } => !error.is_retryable(),
+        ApiError::InvalidRequest(_) => true,
+        _ => false,
+    }
+}
+
+/// A seed for the jitter of create retries.
+fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0x5EED, |elapsed| elapsed.as_nanos() as u64)
+        ^ u64::from(std::process::id())
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
