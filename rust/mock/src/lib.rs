@@ -25,6 +25,7 @@
 
 mod anthropic;
 mod batch;
+mod capacity;
 mod directives;
 pub mod openai;
 mod tgi;
@@ -48,6 +49,8 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+pub use capacity::CapacityModel;
 
 /// One request as the server received it.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +81,8 @@ pub(crate) struct State {
     pub(crate) next_id: AtomicUsize,
     /// Serving HTTPS (for the absolute URLs the server hands out).
     pub(crate) tls: bool,
+    /// A limited capacity for generation requests (benchmarks of concurrency control).
+    pub(crate) capacity: Option<capacity::Capacity>,
 }
 
 impl Default for State {
@@ -93,6 +98,7 @@ impl Default for State {
             message_batches: Mutex::default(),
             next_id: AtomicUsize::new(0),
             tls: false,
+            capacity: None,
         }
     }
 }
@@ -178,6 +184,16 @@ impl MockServer {
         record: bool,
         tls: Option<(&[u8], &[u8])>,
     ) -> std::io::Result<Self> {
+        Self::start_with_options(record, tls, None).await
+    }
+
+    /// Like [`MockServer::start_with_tls`]; with `capacity`, generation requests are served
+    /// within that capacity model (see [`CapacityModel`]).
+    pub async fn start_with_options(
+        record: bool,
+        tls: Option<(&[u8], &[u8])>,
+        capacity: Option<CapacityModel>,
+    ) -> std::io::Result<Self> {
         let acceptor = tls
             .map(|(chain, key)| tls::tls_acceptor(chain, key))
             .transpose()?;
@@ -185,6 +201,7 @@ impl MockServer {
         let address = listener.local_addr()?;
         let state = Arc::new(State {
             tls: tls.is_some(),
+            capacity: capacity.map(capacity::Capacity::new),
             ..State::default()
         });
         if record {
@@ -245,6 +262,14 @@ impl MockServer {
     /// The most requests that were being answered at once.
     pub fn peak_in_flight(&self) -> usize {
         *self.state.peak_in_flight.borrow()
+    }
+
+    /// Generation requests refused with 429 by the capacity model so far.
+    pub fn rejected(&self) -> usize {
+        self.state
+            .capacity
+            .as_ref()
+            .map_or(0, capacity::Capacity::rejected)
     }
 
     /// Ids of the batches created so far, oldest first.
@@ -341,6 +366,11 @@ async fn handle(
             body: String::from_utf8_lossy(&body).into_owned(),
             authorization: call.header("authorization").map(str::to_owned),
         });
+    }
+    if let Some(capacity) = &state.capacity
+        && capacity::Capacity::applies_to(&call)
+    {
+        return Ok(capacity.serve(&call, route(&state, &call)).await);
     }
     Ok(route(&state, &call).await)
 }
