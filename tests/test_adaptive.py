@@ -167,17 +167,20 @@ def capacity_server() -> Iterator[Any]:
     server.stop()
 
 
-def test_the_mock_serves_within_its_capacity(capacity_server: Any) -> None:
+def test_the_mock_serves_within_its_capacity() -> None:
+    # A long latency, so that all 40 requests arrive before the first is answered.
+    server = _core.MockServer(capacity=8, base_latency_ms=1000)
     llm = OpenAILLM(
-        model="m", base_url=capacity_server.base_url, api_key="k", max_concurrency=40,
+        model="m", base_url=server.base_url, api_key="k", max_concurrency=40,
         error_policy="isolate", max_retries=0,
     )
     llm.load()
     outputs = llm.generate([[{"role": "user", "content": str(i)}] for i in range(40)])
     failed = [o for o in outputs if o["generations"][0] is None]
     # 16 in the server (8 served, 8 queued), the other 24 refused at once.
-    assert capacity_server.rejected == len(failed) == 24
+    assert server.rejected == len(failed) == 24
     assert "429" in failed[0]["error"][0]
+    server.stop()
 
 
 def test_native_auto_finds_the_capacity_without_a_429_storm(capacity_server: Any) -> None:

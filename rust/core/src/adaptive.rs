@@ -15,14 +15,20 @@
 //! tolerance) and Envoy's adaptive concurrency filter (a no-load latency taken as a minimum
 //! and re-measured, so that it follows the provider):
 //!
-//! - **No-load latency** (`base`): the smallest latency seen in the last two windows of
-//!   [`BASE_WINDOW_ROUNDS`] rounds (a round is `limit` completions, about one latency).
-//!   Being a windowed minimum, it follows a provider that became slower or faster.
-//! - **Slow start**: from [`INITIAL_LIMIT`], every success adds [`SLOW_START_GROWTH`] (one:
-//!   the limit doubles per round) while the requests run near the limit (at least half of it
-//!   in flight), until the first overload signal or until
-//!   the recent latency (an average of the last [`RECENT_SAMPLES`] or so) exceeds
-//!   [`TOLERANCE`] times the no-load latency.
+//! - **Rounds**: a round is `limit` completions of requests started since the round began
+//!   (about one latency, and each ran under the round's limit); decisions are made on
+//!   the mean latency of a round less two standard errors (what the round shows for sure),
+//!   which stays steady when single requests vary a lot (LLM outputs of different
+//!   lengths), where the latency of one request says little.
+//! - **No-load latency** (`base`): the smallest round mean in the last two windows of
+//!   [`BASE_WINDOW_ROUNDS`] rounds. Being a windowed minimum, it follows a provider that
+//!   became slower or faster.
+//! - **Slow start**: from [`INITIAL_LIMIT`], the limit doubles ([`SLOW_START_GROWTH`]) at
+//!   the end of every round whose mean latency stayed below [`SLOW_START_FLAT`] times the
+//!   no-load latency and in which the limit was in use (at least half of it in flight),
+//!   until the first overload signal, a round with a higher latency, or a recent latency
+//!   (an average of the last [`RECENT_SAMPLES`] or so) above [`TOLERANCE`] times the no-load
+//!   latency.
 //! - **Steady state**, once per round: latency above [`TOLERANCE`] times the no-load latency
 //!   means a queue builds up at the provider: the limit is scaled down to what leaves a
 //!   latency of [`TARGET`] times the no-load latency (Vegas: the requests beyond that are
@@ -43,13 +49,18 @@
 
 use std::fmt;
 
-/// Where the limit starts: low enough for a small provider (a 429 burst of at most a few
-/// requests when the provider takes 8), high enough that doubling reaches hundreds in a few
-/// round trips.
-pub const INITIAL_LIMIT: f64 = 16.0;
-/// What each success adds to the limit in slow start (1: the limit doubles per round, as
-/// in TCP; 2 reaches a large capacity a round sooner but overshoots a small one by more).
-pub const SLOW_START_GROWTH: f64 = 1.0;
+/// Where the limit starts: low enough that a provider serving 4 at once (with as many
+/// queued) sees no 429 while the first round measures its latency, high enough that
+/// doubling reaches hundreds in a few round trips.
+pub const INITIAL_LIMIT: f64 = 8.0;
+/// How much the limit grows per round in slow start (doubling, as TCP's slow start). It
+/// grows at the end of a round, once the latencies of the requests started under the
+/// round's limit are known: growing on every success (as TCP does) launches more before the
+/// requests that queued at the provider have come back to say so.
+pub const SLOW_START_GROWTH: f64 = 2.0;
+/// Slow start goes on while the mean latency of a round stays below this multiple of the
+/// no-load latency.
+pub const SLOW_START_FLAT: f64 = 1.1;
 /// The default ceiling of `"auto"` (also the connection pool size it asks for).
 pub const DEFAULT_CEILING: usize = 1024;
 /// Latency above this multiple of the no-load latency means a queue at the provider.
@@ -64,7 +75,10 @@ pub const MAX_DECREASE: f64 = 0.5;
 /// The no-load latency is the minimum over the last two windows of this many rounds.
 pub const BASE_WINDOW_ROUNDS: u32 = 25;
 /// The recent latency is an exponential average over about this many samples.
-pub const RECENT_SAMPLES: f64 = 8.0;
+pub const RECENT_SAMPLES: f64 = 16.0;
+/// In slow start, a recent latency above this multiple of the no-load latency ends it at
+/// once, without waiting for the end of the round (a provider that queues without limit).
+pub const FAST_EXIT: f64 = 2.0;
 /// After a decrease for latency, a round whose latency is below this fraction of the one
 /// that caused it shows that the decrease helped.
 pub const IMPROVED: f64 = 0.9;
@@ -157,9 +171,14 @@ impl Ticket {
 struct Round {
     samples: usize,
     latency_sum: f64,
-    latency_min: f64,
+    latency_squares: f64,
     /// The most requests in flight during the round.
     peak_in_flight: usize,
+    /// When the round began: only requests started since then are its samples (they ran
+    /// under its limit).
+    began: f64,
+    /// Samples that end the round (0: the limit).
+    size: usize,
 }
 
 impl Default for Round {
@@ -167,8 +186,10 @@ impl Default for Round {
         Self {
             samples: 0,
             latency_sum: 0.0,
-            latency_min: f64::INFINITY,
+            latency_squares: 0.0,
             peak_in_flight: 0,
+            began: f64::NEG_INFINITY,
+            size: 0,
         }
     }
 }
@@ -284,42 +305,40 @@ impl AdaptiveLimit {
 
     /// A request ended well at `now`: its latency steers the limit.
     pub fn on_success(&mut self, ticket: Ticket, now: f64) {
-        let busy = self.in_flight;
         self.in_flight = self.in_flight.saturating_sub(1);
+        if ticket.retry || ticket.started < self.epoch {
+            // A retry's latency includes its wait; a request sent before the last decrease
+            // says what the old limit did.
+            return;
+        }
         let latency = (now - ticket.started).max(0.0);
-        if ticket.retry {
-            return;
-        }
-        self.window_min = self.window_min.min(latency);
-        if ticket.started < self.epoch {
-            return; // sent under the limit before the last decrease
-        }
-        let Some(base) = self.base_latency() else {
-            return;
-        };
         let recent = match self.recent {
             Some(recent) => recent + (latency - recent) / RECENT_SAMPLES,
             None => latency,
         };
         self.recent = Some(recent);
-        // A latency of zero (a clock too coarse) says nothing about queueing.
-        let ratio = |latency: f64| if base > 0.0 { latency / base } else { 1.0 };
-        // In use: at least half of the limit was in flight at some point of this round.
-        #[allow(clippy::cast_precision_loss)]
-        let in_use = busy.max(self.round.peak_in_flight) as f64 * 2.0 >= self.limit;
-        if self.slow_start {
-            if ratio(recent) > TOLERANCE {
-                self.slow_start = false;
-                self.decrease_for_latency(ratio(recent), now);
-            } else if in_use {
-                self.limit = (self.limit + SLOW_START_GROWTH).min(self.ceiling);
-            }
+        if self.slow_start
+            && let Some(base) = self.base_latency()
+            && base > 0.0
+            && recent / base > FAST_EXIT
+        {
+            // A queue builds up faster than a round shows it.
+            self.slow_start = false;
+            self.decrease_for_latency(recent / base, now);
+            return;
+        }
+        if ticket.started < self.round.began {
+            return; // started under the previous round's limit
         }
         self.round.samples += 1;
         self.round.latency_sum += latency;
-        self.round.latency_min = self.round.latency_min.min(latency);
-        if self.round.samples >= self.limit() {
-            self.end_round(ratio, now);
+        self.round.latency_squares += latency * latency;
+        let size = match self.round.size {
+            0 => self.limit(),
+            size => size,
+        };
+        if self.round.samples >= size {
+            self.end_round(now);
         }
     }
 
@@ -356,23 +375,60 @@ impl AdaptiveLimit {
         self.decrease(MAX_DECREASE, now);
     }
 
-    fn end_round(&mut self, ratio: impl Fn(f64) -> f64, now: f64) {
+    fn end_round(&mut self, now: f64) {
         let round = std::mem::take(&mut self.round);
         self.round.peak_in_flight = self.in_flight;
+        self.round.began = now;
+        let before = self.limit();
+        self.judge(&round, now);
+        // After a doubling in slow start, the requests started at once to fill the new room
+        // are as many as the old limit: they make the next round (about one latency).
+        self.round.size = if self.slow_start {
+            before
+        } else {
+            self.limit()
+        };
+    }
+
+    /// The decisions at the end of a round.
+    fn judge(&mut self, round: &Round, now: f64) {
+        // The first round only measures: its latencies include opening the connections
+        // (TCP, TLS), which would make the no-load latency look slower than it is.
+        let first = self.base_latency().is_none();
+        if round.samples == 0 {
+            return;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let samples = round.samples as f64;
+        let mean = round.latency_sum / samples;
+        // What the round says for sure: its mean less two standard errors (requests of
+        // very different lengths make a mean of a few samples noisy).
+        let variance = (round.latency_squares / samples - mean * mean).max(0.0);
+        let surely = mean - 2.0 * (variance / samples).sqrt();
+        // Against the no-load latency before this round (none yet: the first round is
+        // taken as flat); a latency of zero (a clock too coarse) says nothing either.
+        let ratio = match self.base_latency() {
+            Some(base) if base > 0.0 => surely.max(0.0) / base,
+            _ => 1.0,
+        };
+        self.window_min = self.window_min.min(mean);
         self.window_rounds += 1;
         if self.window_rounds >= BASE_WINDOW_ROUNDS {
             self.window_rounds = 0;
             self.previous_window_min = self.window_min;
             self.window_min = f64::INFINITY;
         }
-        if self.slow_start || round.samples == 0 {
-            return;
+        let in_use = self.in_use(round.peak_in_flight);
+        if self.slow_start {
+            if ratio <= SLOW_START_FLAT {
+                if in_use && !first {
+                    self.limit = (self.limit * SLOW_START_GROWTH).min(self.ceiling);
+                }
+                return;
+            }
+            // Some requests of the round waited: the provider is full.
+            self.slow_start = false;
         }
-        #[allow(clippy::cast_precision_loss)]
-        let mean = round.latency_sum / round.samples as f64;
-        let ratio = ratio(mean);
-        #[allow(clippy::cast_precision_loss)]
-        let in_use = round.peak_in_flight as f64 * 2.0 >= self.limit;
         if ratio <= TOLERANCE {
             self.cut_ratio = None;
             self.stuck_rounds = 0;
@@ -390,8 +446,8 @@ impl AdaptiveLimit {
             Some(_) => {
                 self.stuck_rounds += 1;
                 if self.stuck_rounds >= STUCK_ROUNDS {
-                    self.window_min = round.latency_min;
-                    self.previous_window_min = round.latency_min;
+                    self.window_min = mean;
+                    self.previous_window_min = mean;
                     self.window_rounds = 0;
                     self.cut_ratio = None;
                     self.stuck_rounds = 0;
@@ -399,6 +455,13 @@ impl AdaptiveLimit {
             }
             None => self.decrease_for_latency(ratio, now),
         }
+    }
+
+    /// Whether the limit was in use: at least half of it in flight at some point.
+    fn in_use(&self, peak_in_flight: usize) -> bool {
+        #[allow(clippy::cast_precision_loss)]
+        let peak = peak_in_flight as f64;
+        peak * 2.0 >= self.limit
     }
 
     /// Scales the limit to leave a latency of [`TARGET`] times the no-load one.
@@ -414,6 +477,8 @@ impl AdaptiveLimit {
         self.recent = None;
         self.round = Round {
             peak_in_flight: self.in_flight,
+            began: now,
+            size: self.limit(),
             ..Round::default()
         };
         self.decreases += 1;

@@ -444,39 +444,54 @@ mod tests {
             concurrency: ConcurrencyLimit::Auto { ceiling: 1000 },
             ..config(100)
         });
-        assert_eq!(s.workers_wanted(), 16);
+        assert_eq!(s.workers_wanted(), 8);
         let mut now = 0.0;
         let mut running: Vec<usize> = Vec::new();
         while let Next::Run(job) = s.next_job(now) {
             running.push(job);
         }
         // The limit is reached: the next worker is told to end.
-        assert_eq!(running.len(), 16);
-        assert_eq!(s.progress().limit, Some(16));
-        // Flat latency: every success lets one more run (slow start).
-        now += 0.5;
-        for job in running.drain(..) {
-            s.succeeded(job, Some(now));
+        assert_eq!(running.len(), 8);
+        assert_eq!(s.progress().limit, Some(8));
+        // The first round measures the latency, the second one at the same latency doubles
+        // the limit (slow start).
+        for _ in 0..2 {
+            now += 0.5;
+            for job in running.drain(..) {
+                s.succeeded(job, Some(now));
+            }
+            while running.len() < 8
+                && let Next::Run(job) = s.next_job(now)
+            {
+                running.push(job);
+            }
         }
-        assert_eq!(s.progress().limit, Some(32));
-        assert_eq!(s.workers_wanted(), 32);
+        assert_eq!(s.progress().limit, Some(16));
+        assert_eq!(s.workers_wanted(), 16);
+        // (Half a round: not enough to judge it.)
+        for job in running.drain(..4) {
+            s.succeeded(job, Some(now + 0.5));
+        }
         // A rate limit error halves it.
         let Next::Run(job) = s.next_job(now) else {
             panic!("there is room");
         };
         s.failed(job, true, Some(1.0), now + 0.1);
-        assert_eq!(s.progress().limit, Some(16));
+        assert_eq!(s.progress().limit, Some(8));
+        for job in running.drain(..) {
+            s.succeeded(job, Some(now + 2.5));
+        }
         // Near the end fewer workers are wanted than the limit allows: with one job left,
         // one worker.
         let mut finished = 0;
         while let Next::Run(job) = s.next_job(now + 2.0) {
             s.succeeded(job, Some(now + 2.5));
             finished += 1;
-            if finished == 83 {
+            if finished == 75 {
                 assert_eq!(s.workers_wanted(), 1);
             }
         }
-        assert_eq!(finished, 84); // 83 fresh jobs and the retry
+        assert_eq!(finished, 76); // 75 fresh jobs and the retry
         assert_eq!(s.workers_wanted(), 0);
         assert_eq!(s.next_job(now + 3.0), Next::Done);
     }
@@ -491,7 +506,7 @@ mod tests {
             panic!("there is room");
         };
         assert_eq!(s.failed(job, false, None, 0.1), FailureDecision::GiveUp);
-        assert_eq!(s.progress().limit, Some(16));
+        assert_eq!(s.progress().limit, Some(8));
         assert_eq!(s.progress().in_flight, 0);
     }
 }
