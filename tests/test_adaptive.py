@@ -162,7 +162,7 @@ def test_a_fixed_limit_reports_itself_as_the_limit() -> None:
 
 @pytest.fixture
 def capacity_server() -> Iterator[Any]:
-    server = _core.MockServer(capacity=8, base_latency_ms=20)
+    server = _core.MockServer(capacity=8, base_latency_ms=50)
     yield server
     server.stop()
 
@@ -194,7 +194,8 @@ def test_native_auto_finds_the_capacity_without_a_429_storm(capacity_server: Any
     inputs = [[{"role": "user", "content": str(i)}] for i in range(400)]
     outputs = llm.generate(inputs)
     assert [o["generations"][0] for o in outputs] == [f"echo: {i}" for i in range(400)]
-    assert capacity_server.rejected <= 20  # a fixed 64 gets hundreds (test above: 24 of 40)
+    # A fixed 64 would have 48 of its first 64 requests refused (and more on retries).
+    assert capacity_server.rejected <= 20
     assert limits[-1] is not None and 8 <= max(limits) <= 64
 
 
