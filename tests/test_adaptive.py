@@ -130,9 +130,7 @@ def test_auto_backs_off_on_overload_and_loses_nothing() -> None:
 
 def test_a_fixed_limit_above_the_capacity_storms() -> None:
     # The bound above can fail: the probe does reject.
-    llm = capacity_probe(
-        capacity=6, latency=0.01, max_concurrency=200, error_policy="isolate"
-    )
+    llm = capacity_probe(capacity=6, latency=0.01, max_concurrency=200, error_policy="isolate")
     llm.generate([str(i) for i in range(600)])
     assert llm._rejected > 150
 
@@ -171,8 +169,12 @@ def test_the_mock_serves_within_its_capacity() -> None:
     # A long latency, so that all 40 requests arrive before the first is answered.
     server = _core.MockServer(capacity=8, base_latency_ms=1000)
     llm = OpenAILLM(
-        model="m", base_url=server.base_url, api_key="k", max_concurrency=40,
-        error_policy="isolate", max_retries=0,
+        model="m",
+        base_url=server.base_url,
+        api_key="k",
+        max_concurrency=40,
+        error_policy="isolate",
+        max_retries=0,
     )
     llm.load()
     outputs = llm.generate([[{"role": "user", "content": str(i)}] for i in range(40)])
@@ -185,7 +187,10 @@ def test_the_mock_serves_within_its_capacity() -> None:
 
 def test_native_auto_finds_the_capacity_without_a_429_storm(capacity_server: Any) -> None:
     llm = OpenAILLM(
-        model="m", base_url=capacity_server.base_url, api_key="k", max_concurrency="auto",
+        model="m",
+        base_url=capacity_server.base_url,
+        api_key="k",
+        max_concurrency="auto",
         error_policy="isolate",
     )
     llm.load()

@@ -60,7 +60,7 @@ pub const INITIAL_LIMIT: f64 = 8.0;
 pub const SLOW_START_GROWTH: f64 = 2.0;
 /// Slow start goes on while the mean latency of a round stays below this multiple of the
 /// no-load latency.
-pub const SLOW_START_FLAT: f64 = 1.1;
+pub const SLOW_START_FLAT: f64 = 1.25;
 /// The default ceiling of `"auto"` (also the connection pool size it asks for).
 pub const DEFAULT_CEILING: usize = 1024;
 /// Latency above this multiple of the no-load latency means a queue at the provider.
@@ -382,11 +382,14 @@ impl AdaptiveLimit {
         let before = self.limit();
         self.judge(&round, now);
         // After a doubling in slow start, the requests started at once to fill the new room
-        // are as many as the old limit: they make the next round (about one latency).
+        // are as many as the old limit: they make the next round (about one latency). In the
+        // steady state, the requests in flight when a round begins belong to the previous
+        // one: half of the limit's worth of new ones comes back within about one and a half
+        // latencies.
         self.round.size = if self.slow_start {
             before
         } else {
-            self.limit()
+            self.limit().div_ceil(2)
         };
     }
 

@@ -57,8 +57,8 @@ AUTO_DEFAULT_CEILING = 1024
 MaxConcurrency = Union[int, str, None]
 
 _INVALID_MAX_CONCURRENCY = (
-    "max_concurrency must be a positive integer, None (no limit), \"auto\" (adaptive, up to"
-    f" {AUTO_DEFAULT_CEILING} requests in flight) or \"auto:N\" (adaptive, up to N, a positive"
+    'max_concurrency must be a positive integer, None (no limit), "auto" (adaptive, up to'
+    f' {AUTO_DEFAULT_CEILING} requests in flight) or "auto:N" (adaptive, up to N, a positive'
     " integer); got {value!r}"
 )
 
@@ -222,7 +222,7 @@ async def fan_out(
                 # One call reports the result and takes the next job.
                 job = succeeded_then_next(job, now())
 
-    pool: Set["asyncio.Future[None]"] = set()
+    pool: Set[asyncio.Future[None]] = set()
     workers_wanted = scheduler.workers_wanted
 
     async def adaptive_worker() -> None:

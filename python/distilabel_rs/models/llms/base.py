@@ -327,10 +327,10 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
     ] = Field(
         default=64,
         description="The maximum number of `agenerate` calls running at once (requests in"
-        " flight). `None` removes the limit, as in distilabel. `\"auto\"` adapts the limit"
+        ' flight). `None` removes the limit, as in distilabel. `"auto"` adapts the limit'
         " to the provider: it grows while latency stays flat and comes down on rate-limit"
         " (429), overload (503, 529) and timeout errors or rising latency, up to 1024 requests"
-        " in flight; `\"auto:N\"` sets that ceiling to N.",
+        ' in flight; `"auto:N"` sets that ceiling to N.',
     )
     max_request_retries: RuntimeParameter[NonNegativeInt] = Field(
         default=3,

@@ -286,8 +286,9 @@ impl Drop for Permit {
     }
 }
 
-/// Both the progress counters and the permit hear about each retry.
-struct Observers<'a>(&'a RequestCounters, &'a Permit);
+/// Both the progress counters and the permit hear about each retry: the observer to pass
+/// to [`Client::send`] for a request sent under a [`Permit`].
+pub struct Observers<'a>(pub &'a RequestCounters, pub &'a Permit);
 
 impl RetryObserver for Observers<'_> {
     fn retried(&self) {
