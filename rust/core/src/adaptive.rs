@@ -15,19 +15,21 @@
 //! tolerance) and Envoy's adaptive concurrency filter (a no-load latency taken as a minimum
 //! and re-measured, so that it follows the provider):
 //!
-//! - **Rounds**: a round is `limit` completions of requests started since the round began
-//!   (about one latency, and each ran under the round's limit); decisions are made on
-//!   the mean latency of a round less two standard errors (what the round shows for sure),
-//!   which stays steady when single requests vary a lot (LLM outputs of different
+//! - **Rounds**: a round is made of requests started since it began (so each ran under the
+//!   round's limit): as many as the limit before a slow-start doubling (the requests that
+//!   filled the new room), else half the limit; about one latency either way. Decisions are
+//!   made on the mean latency of a round less two standard errors (what the round shows for
+//!   sure), which stays steady when single requests vary a lot (LLM outputs of different
 //!   lengths), where the latency of one request says little.
 //! - **No-load latency** (`base`): the smallest round mean in the last two windows of
 //!   [`BASE_WINDOW_ROUNDS`] rounds. Being a windowed minimum, it follows a provider that
-//!   became slower or faster.
+//!   became slower or faster. The first round only measures it (its latencies include
+//!   opening connections, TCP and TLS).
 //! - **Slow start**: from [`INITIAL_LIMIT`], the limit doubles ([`SLOW_START_GROWTH`]) at
-//!   the end of every round whose mean latency stayed below [`SLOW_START_FLAT`] times the
+//!   the end of every round whose latency stayed below [`SLOW_START_FLAT`] times the
 //!   no-load latency and in which the limit was in use (at least half of it in flight),
 //!   until the first overload signal, a round with a higher latency, or a recent latency
-//!   (an average of the last [`RECENT_SAMPLES`] or so) above [`TOLERANCE`] times the no-load
+//!   (an average of the last [`RECENT_SAMPLES`] or so) above [`FAST_EXIT`] times the no-load
 //!   latency.
 //! - **Steady state**, once per round: latency above [`TOLERANCE`] times the no-load latency
 //!   means a queue builds up at the provider: the limit is scaled down to what leaves a
