@@ -63,10 +63,20 @@ class FanOutScheduler:
         backoff_cap: float = 60.0,
         requests_per_minute: float | None = None,
         seed: int | None = None,
-    ) -> FanOutScheduler: ...
+        max_concurrency: int | str | None = None,
+        previous: FanOutScheduler | None = None,
+    ) -> FanOutScheduler:
+        """`previous`: an earlier scheduler to the same provider whose adaptive limit
+        (`max_concurrency="auto"`) this one continues from."""
     def next_job(self, now: float) -> int | float | None:
         """A job index to run, seconds to wait before asking again, or `None` when done."""
-    def succeeded(self, job: int) -> None: ...
+    def succeeded(self, job: int, now: float | None = None) -> None:
+        """With `now`, the request's latency steers an adaptive limit."""
+    def workers_wanted(self) -> int:
+        """How many workers should be running (`auto`: follows the adaptive limit)."""
+    @property
+    def limit(self) -> int | None:
+        """The concurrency limit in force (`None`: no limit)."""
     def succeeded_then_next(self, job: int, now: float) -> int | float | None:
         """`succeeded(job)` then `next_job(now)`, in one call."""
     def failed(
@@ -74,8 +84,8 @@ class FanOutScheduler:
     ) -> float | None:
         """Seconds until the job is retried, or `None` if it has failed for good."""
     def abort(self) -> None: ...
-    def progress(self) -> tuple[int, int, int, int, int]:
-        """`(total, done, failed, retried, in_flight)`."""
+    def progress(self) -> tuple[int, int, int, int, int, int | None]:
+        """`(total, done, failed, retried, in_flight, limit)`."""
     @property
     def peak_in_flight(self) -> int: ...
 
@@ -141,11 +151,12 @@ class NativeClient:
         self,
         requests: Sequence[tuple[str, Mapping[str, Any]]],
         *,
-        max_concurrency: int | None = None,
+        max_concurrency: int | str | None = None,
         fail_fast: bool = False,
     ) -> RequestsHandle:
         """Starts sending `(endpoint, body)` requests (`"chat"` or `"text"`); returns at
-        once."""
+        once. `max_concurrency`: a positive number, `None` (no limit), `"auto"` or
+        `"auto:N"` (adaptive, up to N)."""
 
 @final
 class RequestsHandle:
@@ -154,8 +165,8 @@ class RequestsHandle:
     def wait(self, timeout: float | None = None) -> bool:
         """Waits (without the GIL) until done (`True`) or `timeout` seconds passed."""
     def cancel(self) -> None: ...
-    def progress(self) -> tuple[int, int, int, int, int]:
-        """`(total, done, failed, retried, in_flight)`."""
+    def progress(self) -> tuple[int, int, int, int, int, int | None]:
+        """`(total, done, failed, retried, in_flight, limit)`."""
     def results(self) -> list[dict[str, Any] | APIError]:
         """A `GenerateOutput` dict, or the (unraised) exception, per request."""
     def empty_choices(self) -> list[tuple[int, str | None]]:
@@ -208,6 +219,8 @@ class MockServer:
         record: bool = False,
         tls_certificate_pem: bytes | None = None,
         tls_key_pem: bytes | None = None,
+        capacity: int | None = None,
+        base_latency_ms: float = 0.0,
     ) -> MockServer: ...
     @property
     def port(self) -> int: ...
@@ -219,6 +232,8 @@ class MockServer:
     def requests(self) -> int: ...
     @property
     def peak_in_flight(self) -> int: ...
+    @property
+    def rejected(self) -> int: ...
     def recorded(self) -> list[tuple[str, str, str | None]]: ...
     def recorded_requests(self) -> list[dict[str, Any]]: ...
     def batch_ids(self) -> list[str]: ...

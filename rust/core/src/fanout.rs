@@ -7,10 +7,17 @@
 //! hundred nanoseconds of bookkeeping, so the workers never wait on the scheduler. Time is
 //! passed in by the caller (seconds on any monotonic clock), which keeps the scheduler
 //! deterministic under test.
+//!
+//! With a fixed limit, the caller runs that many workers. With `max_concurrency="auto"`
+//! ([`ConcurrencyLimit::Auto`]) the scheduler runs the adaptive controller
+//! ([`AdaptiveLimit`]): a worker asking for work while the limit is reached gets
+//! [`Next::Done`] and ends, and [`Scheduler::workers_wanted`] says how many workers the
+//! caller should have running (it starts more when the limit grows).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
+use crate::adaptive::{AdaptiveLimit, ConcurrencyLimit, Ticket};
 use crate::limits::{Jitter, RetryPolicy, TokenBucket};
 
 /// What a worker does next.
@@ -33,6 +40,8 @@ pub struct SchedulerConfig {
     pub requests_per_minute: Option<f64>,
     /// Seed of the jitter, so that tests can predict delays.
     pub seed: u64,
+    /// How many jobs run at once (the caller runs the workers of a fixed limit).
+    pub concurrency: ConcurrencyLimit,
 }
 
 /// Counters for progress reporting.
@@ -43,6 +52,8 @@ pub struct Progress {
     pub failed: usize,
     pub retried: usize,
     pub in_flight: usize,
+    /// The concurrency limit in force (`None`: no limit).
+    pub limit: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,10 +99,29 @@ pub struct Scheduler {
     aborted: bool,
     progress: Progress,
     peak_in_flight: usize,
+    /// `auto`: the controller, and the ticket of each running job (by job index).
+    adaptive: Option<Box<Adaptive>>,
+}
+
+#[derive(Debug, Clone)]
+struct Adaptive {
+    limit: AdaptiveLimit,
+    tickets: Vec<Option<Ticket>>,
 }
 
 impl Scheduler {
     pub fn new(config: &SchedulerConfig) -> Self {
+        let adaptive = match config.concurrency {
+            ConcurrencyLimit::Auto { ceiling } => Some(Box::new(Adaptive {
+                limit: AdaptiveLimit::new(ceiling),
+                tickets: vec![None; config.jobs],
+            })),
+            _ => None,
+        };
+        let limit = match &adaptive {
+            Some(adaptive) => Some(adaptive.limit.limit()),
+            None => config.concurrency.most(),
+        };
         Self {
             retry: config.retry,
             next_fresh: 0,
@@ -106,9 +136,11 @@ impl Scheduler {
             aborted: false,
             progress: Progress {
                 total: config.jobs,
+                limit,
                 ..Progress::default()
             },
             peak_in_flight: 0,
+            adaptive,
         }
     }
 
@@ -133,10 +165,22 @@ impl Scheduler {
                 };
             }
         };
+        if let Some(adaptive) = &self.adaptive
+            && !adaptive.limit.has_room()
+        {
+            // The limit is reached: this worker ends (another one holds a job, and asks
+            // for more workers when the limit grows).
+            return Next::Done;
+        }
         if let Some(limiter) = &mut self.limiter
             && let Err(wait) = limiter.take(now)
         {
             return Next::Wait(wait);
+        }
+        if let Some(adaptive) = &mut self.adaptive
+            && let Some(slot) = adaptive.tickets.get_mut(job)
+        {
+            *slot = Some(adaptive.limit.on_start(now));
         }
         if due_retry.is_some() {
             self.retries_due.pop();
@@ -148,9 +192,48 @@ impl Scheduler {
         Next::Run(job)
     }
 
-    pub fn succeeded(&mut self, _job: usize) {
+    /// Records that `job` succeeded at `now` (`None`: a time not known, no latency sample).
+    pub fn succeeded(&mut self, job: usize, now: Option<f64>) {
         self.progress.in_flight = self.progress.in_flight.saturating_sub(1);
         self.progress.done += 1;
+        if let Some(ticket) = self.take_ticket(job)
+            && let Some(adaptive) = &mut self.adaptive
+        {
+            match now {
+                Some(now) => adaptive.limit.on_success(ticket, now),
+                None => adaptive.limit.on_other(ticket),
+            }
+            self.progress.limit = Some(adaptive.limit.limit());
+        }
+    }
+
+    /// Starts from what the adaptive limit of `previous` (an earlier fan-out to the same
+    /// provider, with the same ceiling) learned, instead of from scratch.
+    pub fn continue_from(&mut self, previous: &Scheduler) {
+        if let (Some(adaptive), Some(earlier)) = (&mut self.adaptive, &previous.adaptive)
+            && adaptive.limit.ceiling() == earlier.limit.ceiling()
+        {
+            adaptive.limit = earlier.limit.resumed();
+            self.progress.limit = Some(adaptive.limit.limit());
+        }
+    }
+
+    /// How many workers should be running (the caller starts the missing ones): with
+    /// `auto`, the limit, or fewer when less work is left; with a fixed limit, that limit.
+    pub fn workers_wanted(&self) -> usize {
+        let left = self.jobs - self.next_fresh + self.retries_due.len() + self.progress.in_flight;
+        let limit = match &self.adaptive {
+            Some(adaptive) => adaptive.limit.limit(),
+            None => self.progress.limit.unwrap_or(usize::MAX),
+        };
+        if self.aborted { 0 } else { limit.min(left) }
+    }
+
+    fn take_ticket(&mut self, job: usize) -> Option<Ticket> {
+        self.adaptive
+            .as_mut()
+            .and_then(|adaptive| adaptive.tickets.get_mut(job))
+            .and_then(Option::take)
     }
 
     /// Records a failed attempt of `job`. A `retryable` failure is retried while retries
@@ -164,6 +247,18 @@ impl Scheduler {
         now: f64,
     ) -> FailureDecision {
         self.progress.in_flight = self.progress.in_flight.saturating_sub(1);
+        if let Some(ticket) = self.take_ticket(job)
+            && let Some(adaptive) = &mut self.adaptive
+        {
+            // A retryable failure (rate limit, timeout, overload...) or a retry-after hint
+            // says the provider has too much; anything else says nothing about load.
+            if retryable || retry_after.is_some() {
+                adaptive.limit.on_overload(ticket, now);
+            } else {
+                adaptive.limit.on_other(ticket);
+            }
+            self.progress.limit = Some(adaptive.limit.limit());
+        }
         let attempts_so_far = self.attempts_of(job);
         if self.aborted || !retryable || attempts_so_far >= self.retry.max_retries {
             self.progress.failed += 1;
@@ -227,6 +322,7 @@ mod tests {
             },
             requests_per_minute: None,
             seed: 7,
+            concurrency: ConcurrencyLimit::Fixed(8),
         }
     }
 
@@ -238,8 +334,9 @@ mod tests {
         assert_eq!(s.next_job(0.0), Next::Run(2));
         assert_eq!(s.next_job(0.0), Next::Done);
         assert_eq!(s.progress().in_flight, 3);
-        s.succeeded(0);
+        s.succeeded(0, Some(1.0));
         assert_eq!(s.progress().done, 1);
+        assert_eq!(s.progress().limit, Some(8));
         assert_eq!(s.peak_in_flight(), 3);
     }
 
@@ -339,5 +436,77 @@ mod tests {
         s.abort();
         assert_eq!(s.next_job(0.0), Next::Done);
         assert_eq!(s.failed(0, true, None, 0.0), FailureDecision::GiveUp);
+    }
+
+    #[test]
+    fn auto_stops_workers_at_the_limit_and_wants_more_as_it_grows() {
+        let mut s = Scheduler::new(&SchedulerConfig {
+            concurrency: ConcurrencyLimit::Auto { ceiling: 1000 },
+            ..config(100)
+        });
+        assert_eq!(s.workers_wanted(), 8);
+        let mut now = 0.0;
+        let mut running: Vec<usize> = Vec::new();
+        while let Next::Run(job) = s.next_job(now) {
+            running.push(job);
+        }
+        // The limit is reached: the next worker is told to end.
+        assert_eq!(running.len(), 8);
+        assert_eq!(s.progress().limit, Some(8));
+        // The first round measures the latency, the second one at the same latency doubles
+        // the limit (slow start).
+        for _ in 0..2 {
+            now += 0.5;
+            for job in running.drain(..) {
+                s.succeeded(job, Some(now));
+            }
+            while running.len() < 8
+                && let Next::Run(job) = s.next_job(now)
+            {
+                running.push(job);
+            }
+        }
+        assert_eq!(s.progress().limit, Some(16));
+        assert_eq!(s.workers_wanted(), 16);
+        // (Half a round: not enough to judge it.)
+        for job in running.drain(..4) {
+            s.succeeded(job, Some(now + 0.5));
+        }
+        // A rate limit error halves it.
+        let Next::Run(job) = s.next_job(now) else {
+            panic!("there is room");
+        };
+        s.failed(job, true, Some(1.0), now + 0.1);
+        assert_eq!(s.progress().limit, Some(8));
+        for job in running.drain(..) {
+            s.succeeded(job, Some(now + 2.5));
+        }
+        // Near the end fewer workers are wanted than the limit allows: with one job left,
+        // one worker.
+        let mut finished = 0;
+        while let Next::Run(job) = s.next_job(now + 2.0) {
+            s.succeeded(job, Some(now + 2.5));
+            finished += 1;
+            if finished == 75 {
+                assert_eq!(s.workers_wanted(), 1);
+            }
+        }
+        assert_eq!(finished, 76); // 75 fresh jobs and the retry
+        assert_eq!(s.workers_wanted(), 0);
+        assert_eq!(s.next_job(now + 3.0), Next::Done);
+    }
+
+    #[test]
+    fn a_failure_that_is_not_retryable_does_not_cut_the_limit() {
+        let mut s = Scheduler::new(&SchedulerConfig {
+            concurrency: ConcurrencyLimit::Auto { ceiling: 1000 },
+            ..config(100)
+        });
+        let Next::Run(job) = s.next_job(0.0) else {
+            panic!("there is room");
+        };
+        assert_eq!(s.failed(job, false, None, 0.1), FailureDecision::GiveUp);
+        assert_eq!(s.progress().limit, Some(8));
+        assert_eq!(s.progress().in_flight, 0);
     }
 }

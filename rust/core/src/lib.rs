@@ -16,6 +16,7 @@
 //! - [`generate_job`]: the `distilabel-rs generate` command's streaming, resumable job.
 //! - [`runtime`]: the per-process tokio runtime.
 
+pub mod adaptive;
 pub mod batch_jobs;
 pub mod fanout;
 pub mod generate_job;

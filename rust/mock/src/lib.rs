@@ -36,6 +36,7 @@
 
 mod anthropic;
 mod batch;
+mod capacity;
 mod directives;
 mod ollama;
 pub mod openai;
@@ -61,6 +62,8 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+pub use capacity::CapacityModel;
 
 /// One request as the server received it.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +97,8 @@ pub(crate) struct State {
     pub(crate) tls: bool,
     /// Fixed answers by path (status, content type, body), served before any API.
     canned: Mutex<HashMap<String, (u16, String, Bytes)>>,
+    /// A limited capacity for generation requests (benchmarks of concurrency control).
+    pub(crate) capacity: Option<capacity::Capacity>,
 }
 
 impl Default for State {
@@ -111,6 +116,7 @@ impl Default for State {
             next_id: AtomicUsize::new(0),
             tls: false,
             canned: Mutex::default(),
+            capacity: None,
         }
     }
 }
@@ -251,6 +257,16 @@ impl MockServer {
         record: bool,
         tls: Option<(&[u8], &[u8])>,
     ) -> std::io::Result<Self> {
+        Self::start_with_options(record, tls, None).await
+    }
+
+    /// Like [`MockServer::start_with_tls`]; with `capacity`, generation requests are served
+    /// within that capacity model (see [`CapacityModel`]).
+    pub async fn start_with_options(
+        record: bool,
+        tls: Option<(&[u8], &[u8])>,
+        capacity: Option<CapacityModel>,
+    ) -> std::io::Result<Self> {
         let acceptor = tls
             .map(|(chain, key)| tls::tls_acceptor(chain, key))
             .transpose()?;
@@ -258,6 +274,7 @@ impl MockServer {
         let address = listener.local_addr()?;
         let state = Arc::new(State {
             tls: tls.is_some(),
+            capacity: capacity.map(capacity::Capacity::new),
             ..State::default()
         });
         if record {
@@ -318,6 +335,14 @@ impl MockServer {
     /// The most requests that were being answered at once.
     pub fn peak_in_flight(&self) -> usize {
         *self.state.peak_in_flight.borrow()
+    }
+
+    /// Generation requests refused with 429 by the capacity model so far.
+    pub fn rejected(&self) -> usize {
+        self.state
+            .capacity
+            .as_ref()
+            .map_or(0, capacity::Capacity::rejected)
     }
 
     /// Ids of the batches created so far, oldest first.
@@ -418,6 +443,11 @@ async fn handle(state: Arc<State>, request: hyper::Request<Incoming>) -> Result<
             body: String::from_utf8_lossy(&body).into_owned(),
             authorization: call.header("authorization").map(str::to_owned),
         });
+    }
+    if let Some(capacity) = &state.capacity
+        && capacity::Capacity::applies_to(&call)
+    {
+        return Ok(capacity.serve(&call, route(&state, &call)).await);
     }
     Ok(route(&state, &call).await)
 }

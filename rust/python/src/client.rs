@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use distilabel_rs_core::adaptive::ConcurrencyLimit;
 use distilabel_rs_core::http::{
-    ApiError, Client, ClientConfig, Completion, Endpoint, Method, Provider, Request,
-    RequestCounters, run_many,
+    ApiError, Client, ClientConfig, Completion, Endpoint, Limiter, Method, Provider, Request,
+    RequestCounters, run_many_limited,
 };
 use distilabel_rs_core::limits::{CLIENT_DEFAULTS, RetryPolicy};
 use distilabel_rs_core::providers::AnyProvider;
@@ -23,6 +24,7 @@ use tokio::task::AbortHandle;
 
 use crate::convert::{generate_output, to_json};
 use crate::errors::IntoPyErr;
+use crate::fanout::concurrency_limit;
 use crate::task::{Finished, block_on, runtime};
 
 type Results = Vec<Result<Completion, ApiError>>;
@@ -56,6 +58,9 @@ pub struct NativeClient {
     /// What `inner` was built from (for a single-attempt twin, see `BatchJobs`). Holds the
     /// key: never printed.
     pub(crate) config: ClientConfig,
+    /// The adaptive limiter of `max_concurrency="auto"`, kept across `start` calls so that
+    /// what it learned about the provider carries over from one batch to the next.
+    adaptive: std::sync::Mutex<Option<Arc<Limiter>>>,
 }
 
 #[pymethods]
@@ -130,7 +135,11 @@ impl NativeClient {
             config.max_response_bytes = limit;
         }
         let inner = Client::new(provider, &config).map_err(IntoPyErr::into_pyerr)?;
-        Ok(Self { inner, config })
+        Ok(Self {
+            inner,
+            config,
+            adaptive: std::sync::Mutex::default(),
+        })
     }
 
     /// The provider's name (`"openai"`, `"azure"`...).
@@ -159,15 +168,17 @@ impl NativeClient {
     }
 
     /// Starts sending `requests` (pairs of endpoint, `"chat"` or `"text"`, and the JSON
-    /// body) and returns at once.
+    /// body) and returns at once. `max_concurrency`: a positive number, `None` (no limit),
+    /// `"auto"` or `"auto:N"` (adaptive, up to N).
     #[pyo3(signature = (requests, *, max_concurrency = None, fail_fast = false))]
     fn start(
         &self,
         py: Python<'_>,
         requests: Vec<(Bound<'_, PyString>, Bound<'_, PyAny>)>,
-        max_concurrency: Option<usize>,
+        max_concurrency: Option<&Bound<'_, PyAny>>,
         fail_fast: bool,
     ) -> PyResult<RequestsHandle> {
+        let max_concurrency = concurrency_limit(max_concurrency)?;
         let provider = self.inner.provider();
         let mut prepared = Vec::with_capacity(requests.len());
         for (index, (name, body)) in requests.iter().enumerate() {
@@ -183,10 +194,11 @@ impl NativeClient {
         let client = Arc::clone(&self.inner);
         let task_counters = Arc::clone(&counters);
         let task_finished = Arc::clone(&finished);
+        let limiter = self.limiter(max_concurrency);
         let task = py.detach(|| {
             runtime.spawn(async move {
                 let results =
-                    run_many(client, prepared, max_concurrency, fail_fast, task_counters).await;
+                    run_many_limited(client, prepared, &limiter, fail_fast, task_counters).await;
                 task_finished.set(results);
             })
         });
@@ -196,6 +208,23 @@ impl NativeClient {
             counters,
             finished,
         })
+    }
+}
+
+impl NativeClient {
+    /// A new limiter for a fixed limit; the client's own adaptive one for `auto`.
+    fn limiter(&self, limit: ConcurrencyLimit) -> Arc<Limiter> {
+        if !matches!(limit, ConcurrencyLimit::Auto { .. }) {
+            return Arc::new(Limiter::new(limit));
+        }
+        let mut kept = self
+            .adaptive
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match kept.as_ref() {
+            Some(limiter) if limiter.is_auto_with(limit) => Arc::clone(limiter),
+            _ => Arc::clone(kept.insert(Arc::new(Limiter::new(limit)))),
+        }
     }
 }
 
@@ -224,10 +253,18 @@ impl RequestsHandle {
             .set((0..self.count).map(|_| Err(ApiError::Cancelled)).collect());
     }
 
-    /// `(total, done, failed, retried, in_flight)`.
-    fn progress(&self) -> (usize, usize, usize, usize, usize) {
+    /// `(total, done, failed, retried, in_flight, limit)` (`limit`: the concurrency limit
+    /// in force, `None` for no limit).
+    fn progress(&self) -> (usize, usize, usize, usize, usize, Option<usize>) {
         let (_, done, failed, retried, in_flight) = self.counters.snapshot();
-        (self.count, done, failed, retried, in_flight)
+        (
+            self.count,
+            done,
+            failed,
+            retried,
+            in_flight,
+            self.counters.limit(),
+        )
     }
 
     /// One entry per request, in order: a `GenerateOutput` dict, or the exception (an

@@ -4,9 +4,12 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use distilabel_rs_core::adaptive::{ConcurrencyLimit, InvalidConcurrency};
 use distilabel_rs_core::fanout::{FailureDecision, Next, Progress, Scheduler, SchedulerConfig};
 use distilabel_rs_core::limits::RetryPolicy;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::PyBool;
 
 /// Decides which request each worker runs next, when failures are retried and when the
 /// rate limit makes workers wait; counts progress.
@@ -26,6 +29,7 @@ impl FanOutScheduler {
 #[pymethods]
 impl FanOutScheduler {
     #[new]
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (
         jobs,
         *,
@@ -34,6 +38,8 @@ impl FanOutScheduler {
         backoff_cap = 60.0,
         requests_per_minute = None,
         seed = None,
+        max_concurrency = None,
+        previous = None,
     ))]
     fn new(
         jobs: usize,
@@ -42,7 +48,9 @@ impl FanOutScheduler {
         backoff_cap: f64,
         requests_per_minute: Option<f64>,
         seed: Option<u64>,
-    ) -> Self {
+        max_concurrency: Option<&Bound<'_, PyAny>>,
+        previous: Option<PyRef<'_, FanOutScheduler>>,
+    ) -> PyResult<Self> {
         let config = SchedulerConfig {
             jobs,
             retry: RetryPolicy {
@@ -52,10 +60,15 @@ impl FanOutScheduler {
             },
             requests_per_minute,
             seed: seed.unwrap_or_else(time_seed),
+            concurrency: concurrency_limit(max_concurrency)?,
         };
-        Self {
-            inner: Mutex::new(Scheduler::new(&config)),
+        let mut scheduler = Scheduler::new(&config);
+        if let Some(previous) = previous {
+            scheduler.continue_from(&previous.scheduler());
         }
+        Ok(Self {
+            inner: Mutex::new(scheduler),
+        })
     }
 
     /// The job to run (an `int`), seconds to wait before asking again (a `float`), or
@@ -65,8 +78,21 @@ impl FanOutScheduler {
         next_to_python(py, next)
     }
 
-    fn succeeded(&self, job: usize) {
-        self.scheduler().succeeded(job);
+    /// Records a success; with `now`, its latency steers an adaptive limit.
+    #[pyo3(signature = (job, now = None))]
+    fn succeeded(&self, job: usize, now: Option<f64>) {
+        self.scheduler().succeeded(job, now);
+    }
+
+    /// How many workers should be running (`auto`: follows the adaptive limit).
+    fn workers_wanted(&self) -> usize {
+        self.scheduler().workers_wanted()
+    }
+
+    /// The concurrency limit in force (`None`: no limit).
+    #[getter]
+    fn limit(&self) -> Option<usize> {
+        self.scheduler().progress().limit
     }
 
     /// `succeeded(job)` then `next_job(now)`, in one call (the per-request hot path).
@@ -78,7 +104,7 @@ impl FanOutScheduler {
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let next = {
             let mut scheduler = self.scheduler();
-            scheduler.succeeded(job);
+            scheduler.succeeded(job, Some(now));
             scheduler.next_job(now)
         };
         next_to_python(py, next)
@@ -103,21 +129,45 @@ impl FanOutScheduler {
         self.scheduler().abort();
     }
 
-    /// `(total, done, failed, retried, in_flight)`.
-    fn progress(&self) -> (usize, usize, usize, usize, usize) {
+    /// `(total, done, failed, retried, in_flight, limit)` (`limit`: the concurrency limit
+    /// in force, `None` for no limit).
+    fn progress(&self) -> (usize, usize, usize, usize, usize, Option<usize>) {
         let Progress {
             total,
             done,
             failed,
             retried,
             in_flight,
+            limit,
         } = self.scheduler().progress();
-        (total, done, failed, retried, in_flight)
+        (total, done, failed, retried, in_flight, limit)
     }
 
     #[getter]
     fn peak_in_flight(&self) -> usize {
         self.scheduler().peak_in_flight()
+    }
+}
+
+/// A `max_concurrency` from Python: a positive `int`, `None` (no limit), `"auto"` or
+/// `"auto:N"` (adaptive, up to N).
+pub fn concurrency_limit(value: Option<&Bound<'_, PyAny>>) -> PyResult<ConcurrencyLimit> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(ConcurrencyLimit::Unbounded);
+    };
+    if let Ok(text) = value.extract::<String>() {
+        return ConcurrencyLimit::parse(&text).map_err(|e| PyValueError::new_err(e.to_string()));
+    }
+    match value.extract::<usize>() {
+        Ok(limit) if limit > 0 && !value.is_instance_of::<PyBool>() => {
+            Ok(ConcurrencyLimit::Fixed(limit))
+        }
+        _ => Err(PyValueError::new_err(format!(
+            "{}",
+            InvalidConcurrency {
+                value: value.repr().map_or_else(|_| "?".into(), |r| r.to_string()),
+            }
+        ))),
     }
 }
 

@@ -2,8 +2,10 @@
 //! for tests, benchmarks and `distilabel-rs generate --mock`. Serves on this process's
 //! runtime until stopped. Built with the default feature `mock`.
 
-use distilabel_rs_mock::MockServer as Server;
-use pyo3::exceptions::PyRuntimeError;
+use std::time::Duration;
+
+use distilabel_rs_mock::{CapacityModel, MockServer as Server};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -16,19 +18,47 @@ pub struct MockServer {
 
 #[pymethods]
 impl MockServer {
-    /// With `tls_certificate_pem` and `tls_key_pem`, serves HTTPS.
+    /// With `tls_certificate_pem` and `tls_key_pem`, serves HTTPS. With `capacity` (and
+    /// `base_latency_ms`), generation requests of every API are served at most `capacity`
+    /// at once, each taking `base_latency_ms`, up to `capacity` more queue, and beyond that
+    /// they get 429 with a Retry-After of one base latency; `base_latency_ms` alone delays
+    /// every generation request without limiting them.
     #[new]
-    #[pyo3(signature = (*, record = false, tls_certificate_pem = None, tls_key_pem = None))]
+    #[pyo3(signature = (
+        *,
+        record = false,
+        tls_certificate_pem = None,
+        tls_key_pem = None,
+        capacity = None,
+        base_latency_ms = 0.0,
+    ))]
     fn new(
         py: Python<'_>,
         record: bool,
         tls_certificate_pem: Option<Vec<u8>>,
         tls_key_pem: Option<Vec<u8>>,
+        capacity: Option<usize>,
+        base_latency_ms: f64,
     ) -> PyResult<Self> {
+        if capacity == Some(0) {
+            return Err(PyValueError::new_err(
+                "capacity must be a positive number of requests, or None for no limit",
+            ));
+        }
+        let base_latency = Duration::try_from_secs_f64(base_latency_ms / 1000.0).map_err(|_| {
+            PyValueError::new_err(format!(
+                "base_latency_ms must be a non-negative number of milliseconds, got \
+                 {base_latency_ms}"
+            ))
+        })?;
+        let model = (capacity.is_some() || !base_latency.is_zero()).then_some(CapacityModel {
+            capacity,
+            base_latency,
+        });
         let runtime = runtime()?;
         let tls = tls_certificate_pem.as_deref().zip(tls_key_pem.as_deref());
         let inner = py
-            .detach(|| runtime.block_on(Server::start_with_tls(record, tls)))
+            .detach(|| runtime.block_on(Server::start_with_options(record, tls, model)))
             .map_err(|e| PyRuntimeError::new_err(format!("cannot start the mock server: {e}")))?;
         Ok(Self { inner })
     }
@@ -58,6 +88,12 @@ impl MockServer {
     #[getter]
     fn peak_in_flight(&self) -> usize {
         self.inner.peak_in_flight()
+    }
+
+    /// Generation requests refused with 429 by the capacity model so far.
+    #[getter]
+    fn rejected(&self) -> usize {
+        self.inner.rejected()
     }
 
     /// Ids of the batches created so far, oldest first.

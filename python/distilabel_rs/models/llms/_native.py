@@ -51,6 +51,7 @@ from distilabel_rs.constants import PIPELINE_CACHE_ID_ENV_NAME, PIPELINE_NAME_EN
 from distilabel_rs.exceptions import DistilabelOfflineBatchGenerationNotFinishedException
 from distilabel_rs.mixins.runtime_parameters import RuntimeParameter
 from distilabel_rs.models.llms._gc import full_collections_deferred
+from distilabel_rs.models.llms import _fanout
 from distilabel_rs.models.llms._loop import NativeSlot
 from distilabel_rs.models.llms._outputs import describe_error, failed_output, merge_with_failures
 from distilabel_rs.models.llms._progress import ProgressReporter
@@ -145,7 +146,7 @@ class NativeLLM(AsyncLLM):
             backoff_cap=self.retry_backoff_max or 0.0,
             requests_per_minute=self.requests_per_minute,
             tokens_per_minute=self.tokens_per_minute,
-            pool_size=self.max_concurrency or 256,
+            pool_size=_fanout.pool_size(self.max_concurrency),
             root_certificate_pem=_extra_root_certificates(),
             seed=self._fanout_seed,
             **settings,

@@ -11,10 +11,7 @@ __all__ = ["PROGRESS_INTERVAL", "FanOutProgress", "ProgressReporter"]
 PROGRESS_INTERVAL = 0.1
 
 
-class FanOutProgress(NamedTuple):
-    """Counts of one `generate()` call, in requests (input x generation when the provider
-    returns one generation per request)."""
-
+class _Counts(NamedTuple):
     total: int
     done: int
     failed: int
@@ -22,8 +19,40 @@ class FanOutProgress(NamedTuple):
     in_flight: int
 
 
+class FanOutProgress(_Counts):
+    """Counts of one `generate()` call, in requests (input x generation when the provider
+    returns one generation per request), and the concurrency limit in force.
+
+    A 5-tuple `(total, done, failed, retried, in_flight)` as before (it unpacks and compares
+    as one); `limit` is an attribute beside it: the limit in force (with
+    `max_concurrency="auto"`, the current adaptive limit), or `None` for no limit or when
+    unknown.
+    """
+
+    limit: Optional[int]
+
+    def __new__(
+        cls,
+        total: int,
+        done: int,
+        failed: int,
+        retried: int,
+        in_flight: int,
+        limit: Optional[int] = None,
+    ) -> "FanOutProgress":
+        progress = super().__new__(cls, total, done, failed, retried, in_flight)
+        progress.limit = limit
+        return progress
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]}, limit={self.limit!r})"
+
+    def __reduce__(self) -> Any:
+        return (type(self), (*self, self.limit))
+
+
 class ProgressReporter:
-    """Reports `(total, done, failed, retried, in_flight)` counters, as returned by
+    """Reports `(total, done, failed, retried, in_flight[, limit])` counters, as returned by
     `snapshot`, to a callback and, if enabled, a progress bar."""
 
     def __init__(
@@ -68,12 +97,14 @@ class ProgressReporter:
         progress = FanOutProgress(*self._snapshot())
         if self._bar is not None:
             self._bar.n = progress.done + progress.failed
-            self._bar.set_postfix(
-                failed=progress.failed,
-                retried=progress.retried,
-                in_flight=progress.in_flight,
-                refresh=False,
-            )
+            postfix = {
+                "failed": progress.failed,
+                "retried": progress.retried,
+                "in_flight": progress.in_flight,
+            }
+            if progress.limit is not None:
+                postfix["limit"] = progress.limit
+            self._bar.set_postfix(postfix, refresh=False)
             self._bar.refresh()
         if self._callback is not None:
             self._callback(progress)

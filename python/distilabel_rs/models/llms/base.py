@@ -41,7 +41,10 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     PrivateAttr,
+    StringConstraints,
+    field_validator,
 )
+from typing_extensions import Annotated
 
 from distilabel_rs._core import merge_responses as _merge_responses
 from distilabel_rs._core import wait_between_polls
@@ -334,16 +337,23 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
     # Set on a deep copy of a loaded object whose process-bound state (an SDK client...)
     # could not be copied: the copy loads itself again before its first `generate`.
     _load_again: bool = PrivateAttr(default=False)
+    # What `max_concurrency="auto"` learned in this process (a `ProcessLocal`).
+    _adaptive_memory: _fanout.AdaptiveMemory = PrivateAttr(default_factory=_fanout.AdaptiveMemory)
 
     _retryable_exceptions: ClassVar[Tuple[Type[BaseException], ...]] = ()
     # Private attributes that belong to one process and are not `ProcessLocal` objects
     # themselves (a callback may be a lambda): reset when pickled. Subclasses may extend it.
     _process_local: ClassVar[Tuple[str, ...]] = _ASYNC_PROCESS_LOCAL
 
-    max_concurrency: RuntimeParameter[PositiveInt] = Field(
+    max_concurrency: RuntimeParameter[
+        Union[PositiveInt, Annotated[str, StringConstraints(pattern=r"^auto(:[1-9][0-9]*)?$")]]
+    ] = Field(
         default=64,
         description="The maximum number of `agenerate` calls running at once (requests in"
-        " flight). `None` removes the limit, as in distilabel.",
+        ' flight). `None` removes the limit, as in distilabel. `"auto"` adapts the limit'
+        " to the provider: it grows while latency stays flat and comes down on rate-limit"
+        " (429), overload (503, 529) and timeout errors or rising latency, up to 1024 requests"
+        ' in flight; `"auto:N"` sets that ceiling to N.',
     )
     max_request_retries: RuntimeParameter[NonNegativeInt] = Field(
         default=3,
@@ -376,6 +386,13 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
         default=False,
         description="Whether `generate` shows a progress bar (requires `tqdm`).",
     )
+
+    @field_validator("max_concurrency", mode="before")
+    @classmethod
+    def _check_max_concurrency(cls, value: Any) -> Any:
+        """A positive integer, `None`, `"auto"` or `"auto:N"`, with an error naming the
+        accepted values otherwise."""
+        return _fanout.parse_max_concurrency(value)
 
     @property
     def generate_parameters(self) -> List[inspect.Parameter]:
@@ -457,6 +474,7 @@ class AsyncLLM(LLM, *_ASYNC_LLM_EXTRA_BASES):  # type: ignore[misc]
             seed=self._fanout_seed,
             progress_callback=self._progress_callback,
             progress_bar=bool(self.progress_bar),
+            adaptive_memory=self._adaptive_memory,
         )
 
     def generate(

@@ -14,6 +14,7 @@ from pydantic import Field, PrivateAttr, SecretStr, validate_call
 from distilabel_rs._providers import PROVIDERS
 from distilabel_rs.mixins.runtime_parameters import RuntimeParameter
 from distilabel_rs.models._keys import required_api_key
+from distilabel_rs.models.llms import _fanout
 from distilabel_rs.models.llms._native import NativeLLM, Request
 from distilabel_rs.models.llms.openai import structured_output_format
 from distilabel_rs.typing import FormattedInput, GenerateOutput, InstructorStructuredOutputType
@@ -99,10 +100,11 @@ class MistralLLM(NativeLLM):
         }
 
     def _start(self, requests: Any) -> Any:
-        limits = [n for n in (self.max_concurrency, self.max_concurrent_requests) if n]
         return self._native_client().start(
             requests,
-            max_concurrency=min(limits) if limits else None,
+            max_concurrency=_fanout.combine_limits(
+                self.max_concurrency, self.max_concurrent_requests
+            ),
             fail_fast=self.error_policy == "raise",
         )
 

@@ -13,7 +13,9 @@ pub mod retry_hint;
 pub use client::{Client, ClientConfig, FormPart, Payload, Request, RetryObserver};
 // So that users of the core (the binding) name HTTP methods without depending on reqwest.
 pub use completion::{Completion, TokenLogprob};
-pub use dispatch::{RequestCounters, run_many};
+pub use dispatch::{
+    Limiter, Observers, Permit, RequestCounters, is_overload, run_many, run_many_limited,
+};
 pub use error::ApiError;
 pub use provider::{Endpoint, Provider, RequestDefaults, TokenFields, reserve_tokens};
 pub use reqwest::Method;

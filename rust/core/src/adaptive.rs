@@ -1,0 +1,494 @@
+//! Adaptive concurrency: how many requests may be in flight at once, learned from the
+//! latencies and the overload signals of the requests themselves (`max_concurrency="auto"`).
+//!
+//! [`AdaptiveLimit`] is a pure controller: the caller says when a request starts
+//! ([`AdaptiveLimit::on_start`]) and how it ended ([`AdaptiveLimit::on_success`],
+//! [`AdaptiveLimit::on_overload`], [`AdaptiveLimit::on_other`]), passing the time in seconds on
+//! any monotonic clock, and asks [`AdaptiveLimit::limit`]. No clock, no lock, no I/O: the
+//! fan-out scheduler (Python `agenerate`s) and the native dispatch (`http::dispatch::Limiter`)
+//! wrap it, and tests drive it with a virtual clock.
+//!
+//! # The rules
+//!
+//! Ideas from TCP (slow start, AIMD, Vegas' latency-based queue estimate), Netflix's
+//! concurrency-limits (Gradient2: the ratio of the latency now to the no-load latency, with a
+//! tolerance) and Envoy's adaptive concurrency filter (a no-load latency taken as a minimum
+//! and re-measured, so that it follows the provider):
+//!
+//! - **Rounds**: a round is made of requests started since it began (so each ran under the
+//!   round's limit): as many as the limit before a slow-start doubling (the requests that
+//!   filled the new room), else half the limit; about one latency either way. Decisions are
+//!   made on the mean latency of a round less two standard errors (what the round shows for
+//!   sure), which stays steady when single requests vary a lot (LLM outputs of different
+//!   lengths), where the latency of one request says little.
+//! - **No-load latency** (`base`): the smallest round mean in the last two windows of
+//!   [`BASE_WINDOW_ROUNDS`] rounds. Being a windowed minimum, it follows a provider that
+//!   became slower or faster. The first round only measures it (its latencies include
+//!   opening connections, TCP and TLS).
+//! - **Slow start**: from [`INITIAL_LIMIT`], the limit doubles ([`SLOW_START_GROWTH`]) at
+//!   the end of every round whose latency stayed below [`SLOW_START_FLAT`] times the
+//!   no-load latency and in which the limit was in use (at least half of it in flight),
+//!   until the first overload signal, a round with a higher latency, or a recent latency
+//!   (an average of the last [`RECENT_SAMPLES`] or so) above [`FAST_EXIT`] times the no-load
+//!   latency.
+//! - **Steady state**, once per round: latency above [`TOLERANCE`] times the no-load latency
+//!   means a queue builds up at the provider: the limit is scaled down to what leaves a
+//!   latency of [`TARGET`] times the no-load latency (Vegas: the requests beyond that are
+//!   waiting, not running), by at most half. Latency below [`GROW_BELOW`] times the no-load
+//!   latency, with the limit in use, means room: the limit grows by its square root (quick at
+//!   first, careful near a large limit). In between, it holds.
+//! - **A slower provider is not a queue**: when a decrease for latency did not bring the
+//!   latency down (by [`IMPROVED`]) for [`STUCK_ROUNDS`] rounds, the provider itself got
+//!   slower (longer outputs, a busier model): that latency becomes the no-load latency,
+//!   instead of cutting the limit down to one.
+//! - **Overload** (429, 503, 529, any retried failure, a timeout, a `Retry-After`): the limit
+//!   halves (multiplicative decrease) and slow start ends.
+//! - **One decrease per round trip**: after a decrease, the outcomes of requests started
+//!   before it (which were sent under the old limit) neither decrease it again nor steer it;
+//!   a request that is retried starts anew at its retry.
+//! - **Bounds**: between 1 and the ceiling; the limit only grows while it is in use
+//!   (at least half of it in flight), so that a slow trickle of work never inflates it.
+
+use std::fmt;
+
+/// Where the limit starts: low enough that a provider serving 4 at once (with as many
+/// queued) sees no 429 while the first round measures its latency, high enough that
+/// doubling reaches hundreds in a few round trips.
+pub const INITIAL_LIMIT: f64 = 8.0;
+/// How much the limit grows per round in slow start (doubling, as TCP's slow start). It
+/// grows at the end of a round, once the latencies of the requests started under the
+/// round's limit are known: growing on every success (as TCP does) launches more before the
+/// requests that queued at the provider have come back to say so.
+pub const SLOW_START_GROWTH: f64 = 2.0;
+/// Slow start goes on while the mean latency of a round stays below this multiple of the
+/// no-load latency.
+pub const SLOW_START_FLAT: f64 = 1.25;
+/// The default ceiling of `"auto"` (also the connection pool size it asks for).
+pub const DEFAULT_CEILING: usize = 1024;
+/// Latency above this multiple of the no-load latency means a queue at the provider.
+pub const TOLERANCE: f64 = 1.5;
+/// A decrease aims at this multiple of the no-load latency (a short queue keeps the
+/// provider busy between our requests).
+pub const TARGET: f64 = 1.2;
+/// Below this multiple of the no-load latency the limit grows.
+pub const GROW_BELOW: f64 = 1.2;
+/// A decrease keeps at least this fraction of the limit.
+pub const MAX_DECREASE: f64 = 0.5;
+/// The no-load latency is the minimum over the last two windows of this many rounds.
+pub const BASE_WINDOW_ROUNDS: u32 = 25;
+/// The recent latency is an exponential average over about this many samples.
+pub const RECENT_SAMPLES: f64 = 16.0;
+/// In slow start, a recent latency above this multiple of the no-load latency ends it at
+/// once, without waiting for the end of the round (a provider that queues without limit).
+pub const FAST_EXIT: f64 = 2.0;
+/// After a decrease for latency, a round whose latency is below this fraction of the one
+/// that caused it shows that the decrease helped.
+pub const IMPROVED: f64 = 0.9;
+/// Rounds after a decrease for latency without improvement after which the latency is
+/// taken as the provider's new no-load latency.
+pub const STUCK_ROUNDS: u32 = 2;
+
+/// How many requests may run at once: a number, no limit, or adaptive up to a ceiling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConcurrencyLimit {
+    Fixed(usize),
+    Unbounded,
+    Auto { ceiling: usize },
+}
+
+/// A `max_concurrency` value that is neither a positive number, `None`, `"auto"` nor
+/// `"auto:N"`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid max_concurrency {value:?}: expected a positive integer, None (no limit), \"auto\" \
+     (adaptive, up to {DEFAULT_CEILING}) or \"auto:N\" (adaptive, up to N, a positive integer)"
+)]
+pub struct InvalidConcurrency {
+    pub value: String,
+}
+
+impl ConcurrencyLimit {
+    /// `"auto"` or `"auto:N"` (N > 0).
+    pub fn parse(text: &str) -> Result<Self, InvalidConcurrency> {
+        let invalid = || InvalidConcurrency {
+            value: text.to_owned(),
+        };
+        let trimmed = text.trim();
+        if trimmed == "auto" {
+            return Ok(Self::Auto {
+                ceiling: DEFAULT_CEILING,
+            });
+        }
+        let ceiling = trimmed
+            .strip_prefix("auto:")
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(invalid)?;
+        Ok(Self::Auto { ceiling })
+    }
+
+    /// The most requests that can ever be in flight (`None`: no bound).
+    pub fn most(&self) -> Option<usize> {
+        match self {
+            Self::Fixed(n) => Some((*n).max(1)),
+            Self::Unbounded => None,
+            Self::Auto { ceiling } => Some((*ceiling).max(1)),
+        }
+    }
+}
+
+impl From<Option<usize>> for ConcurrencyLimit {
+    /// A number, or `None` for no limit.
+    fn from(limit: Option<usize>) -> Self {
+        limit.map_or(Self::Unbounded, Self::Fixed)
+    }
+}
+
+impl fmt::Display for ConcurrencyLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fixed(n) => write!(f, "{n}"),
+            Self::Unbounded => write!(f, "None"),
+            Self::Auto { ceiling } if *ceiling == DEFAULT_CEILING => write!(f, "auto"),
+            Self::Auto { ceiling } => write!(f, "auto:{ceiling}"),
+        }
+    }
+}
+
+/// When a request started, as the controller needs it back at its end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ticket {
+    started: f64,
+    /// A retry's latency includes the wait before it: it is not a latency sample.
+    retry: bool,
+}
+
+impl Ticket {
+    pub fn started(&self) -> f64 {
+        self.started
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    samples: usize,
+    latency_sum: f64,
+    latency_squares: f64,
+    /// The most requests in flight during the round.
+    peak_in_flight: usize,
+    /// When the round began: only requests started since then are its samples (they ran
+    /// under its limit).
+    began: f64,
+    /// Samples that end the round (0: the limit).
+    size: usize,
+}
+
+impl Default for Round {
+    fn default() -> Self {
+        Self {
+            samples: 0,
+            latency_sum: 0.0,
+            latency_squares: 0.0,
+            peak_in_flight: 0,
+            began: f64::NEG_INFINITY,
+            size: 0,
+        }
+    }
+}
+
+/// The adaptive concurrency controller (see the module documentation for the rules).
+#[derive(Debug, Clone)]
+pub struct AdaptiveLimit {
+    limit: f64,
+    ceiling: f64,
+    in_flight: usize,
+    slow_start: bool,
+    /// Minimum latency of the current and of the previous window.
+    window_min: f64,
+    previous_window_min: f64,
+    window_rounds: u32,
+    /// Exponential average of the latest latencies (current epoch only).
+    recent: Option<f64>,
+    round: Round,
+    /// Time of the last decrease: outcomes of requests started before it do not steer.
+    epoch: f64,
+    decreases: u64,
+    /// The latency ratio that made the last decrease for latency, while it is still high.
+    cut_ratio: Option<f64>,
+    /// Rounds since that decrease in which the latency did not come down.
+    stuck_rounds: u32,
+}
+
+impl AdaptiveLimit {
+    /// A controller that keeps the limit between 1 and `ceiling`.
+    pub fn new(ceiling: usize) -> Self {
+        #[allow(clippy::cast_precision_loss)]
+        let ceiling = ceiling.max(1) as f64;
+        Self {
+            limit: INITIAL_LIMIT.min(ceiling),
+            ceiling,
+            in_flight: 0,
+            slow_start: true,
+            window_min: f64::INFINITY,
+            previous_window_min: f64::INFINITY,
+            window_rounds: 0,
+            recent: None,
+            round: Round::default(),
+            epoch: f64::NEG_INFINITY,
+            decreases: 0,
+            cut_ratio: None,
+            stuck_rounds: 0,
+        }
+    }
+
+    /// What this controller learned (limit, no-load latency, phase), for a new run with
+    /// nothing in flight yet.
+    #[must_use]
+    pub fn resumed(&self) -> Self {
+        Self {
+            in_flight: 0,
+            recent: None,
+            round: Round::default(),
+            epoch: f64::NEG_INFINITY,
+            ..self.clone()
+        }
+    }
+
+    /// The ceiling of the limit.
+    pub fn ceiling(&self) -> usize {
+        // A positive whole number given as a `usize`.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let ceiling = self.ceiling as usize;
+        ceiling
+    }
+
+    /// The number of requests that may be in flight now.
+    pub fn limit(&self) -> usize {
+        // At least 1, at most the ceiling: the cast cannot truncate meaningfully.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let limit = self.limit.floor().clamp(1.0, self.ceiling) as usize;
+        limit
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Whether one more request may start now.
+    pub fn has_room(&self) -> bool {
+        self.in_flight < self.limit()
+    }
+
+    /// Whether the limit is still in slow start (doubling per round trip).
+    pub fn in_slow_start(&self) -> bool {
+        self.slow_start
+    }
+
+    /// How many times the limit was decreased so far.
+    pub fn decreases(&self) -> u64 {
+        self.decreases
+    }
+
+    /// The no-load latency estimate in seconds, once a request succeeded.
+    pub fn base_latency(&self) -> Option<f64> {
+        let base = self.window_min.min(self.previous_window_min);
+        base.is_finite().then_some(base)
+    }
+
+    /// A request starts at `now` (whether or not there was room: the caller decides).
+    pub fn on_start(&mut self, now: f64) -> Ticket {
+        self.in_flight += 1;
+        self.round.peak_in_flight = self.round.peak_in_flight.max(self.in_flight);
+        Ticket {
+            started: now,
+            retry: false,
+        }
+    }
+
+    /// A request ended well at `now`: its latency steers the limit.
+    pub fn on_success(&mut self, ticket: Ticket, now: f64) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if ticket.retry || ticket.started < self.epoch {
+            // A retry's latency includes its wait; a request sent before the last decrease
+            // says what the old limit did.
+            return;
+        }
+        let latency = (now - ticket.started).max(0.0);
+        let recent = match self.recent {
+            Some(recent) => recent + (latency - recent) / RECENT_SAMPLES,
+            None => latency,
+        };
+        self.recent = Some(recent);
+        if self.slow_start
+            && let Some(base) = self.base_latency()
+            && base > 0.0
+            && recent / base > FAST_EXIT
+        {
+            // A queue builds up faster than a round shows it.
+            self.slow_start = false;
+            self.decrease_for_latency(recent / base, now);
+            return;
+        }
+        if ticket.started < self.round.began {
+            return; // started under the previous round's limit
+        }
+        self.round.samples += 1;
+        self.round.latency_sum += latency;
+        self.round.latency_squares += latency * latency;
+        let size = match self.round.size {
+            0 => self.limit(),
+            size => size,
+        };
+        if self.round.samples >= size {
+            self.end_round(now);
+        }
+    }
+
+    /// A request failed in a way that says the provider is overloaded (429, 503, 529, a
+    /// timeout, a retry-after hint, any retried failure): halve the limit, once per round
+    /// trip.
+    pub fn on_overload(&mut self, ticket: Ticket, now: f64) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.overloaded(ticket, now);
+    }
+
+    /// An attempt of a request that is still running (it will be retried) was overloaded:
+    /// like [`AdaptiveLimit::on_overload`] without ending the request. Returns the ticket
+    /// of the retry (it starts anew).
+    pub fn on_retry(&mut self, ticket: Ticket, now: f64) -> Ticket {
+        self.overloaded(ticket, now);
+        Ticket {
+            started: now,
+            retry: true,
+        }
+    }
+
+    /// A request ended in a way that says nothing about load (a bad request, a
+    /// cancellation, or an outcome already reported through [`AdaptiveLimit::on_retry`]).
+    pub fn on_other(&mut self, _ticket: Ticket) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    fn overloaded(&mut self, ticket: Ticket, now: f64) {
+        self.slow_start = false;
+        if ticket.started < self.epoch {
+            return;
+        }
+        self.decrease(MAX_DECREASE, now);
+    }
+
+    fn end_round(&mut self, now: f64) {
+        let round = std::mem::take(&mut self.round);
+        self.round.peak_in_flight = self.in_flight;
+        self.round.began = now;
+        let before = self.limit();
+        self.judge(&round, now);
+        // After a doubling in slow start, the requests started at once to fill the new room
+        // are as many as the old limit: they make the next round (about one latency). In the
+        // steady state, the requests in flight when a round begins belong to the previous
+        // one: half of the limit's worth of new ones comes back within about one and a half
+        // latencies.
+        self.round.size = if self.slow_start {
+            before
+        } else {
+            self.limit().div_ceil(2)
+        };
+    }
+
+    /// The decisions at the end of a round.
+    fn judge(&mut self, round: &Round, now: f64) {
+        // The first round only measures: its latencies include opening the connections
+        // (TCP, TLS), which would make the no-load latency look slower than it is.
+        let first = self.base_latency().is_none();
+        if round.samples == 0 {
+            return;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let samples = round.samples as f64;
+        let mean = round.latency_sum / samples;
+        // What the round says for sure: its mean less two standard errors (requests of
+        // very different lengths make a mean of a few samples noisy).
+        let variance = (round.latency_squares / samples - mean * mean).max(0.0);
+        let surely = mean - 2.0 * (variance / samples).sqrt();
+        // Against the no-load latency before this round (none yet: the first round is
+        // taken as flat); a latency of zero (a clock too coarse) says nothing either.
+        let ratio = match self.base_latency() {
+            Some(base) if base > 0.0 => surely.max(0.0) / base,
+            _ => 1.0,
+        };
+        self.window_min = self.window_min.min(mean);
+        self.window_rounds += 1;
+        if self.window_rounds >= BASE_WINDOW_ROUNDS {
+            self.window_rounds = 0;
+            self.previous_window_min = self.window_min;
+            self.window_min = f64::INFINITY;
+        }
+        let in_use = self.in_use(round.peak_in_flight);
+        if self.slow_start {
+            if ratio <= SLOW_START_FLAT {
+                if in_use && !first {
+                    self.limit = (self.limit * SLOW_START_GROWTH).min(self.ceiling);
+                }
+                return;
+            }
+            // Some requests of the round waited: the provider is full.
+            self.slow_start = false;
+        }
+        if ratio <= TOLERANCE {
+            self.cut_ratio = None;
+            self.stuck_rounds = 0;
+            if ratio < GROW_BELOW && in_use {
+                self.limit = (self.limit + self.limit.sqrt().max(1.0)).min(self.ceiling);
+            }
+            return;
+        }
+        match self.cut_ratio {
+            // Still too slow, but the last decrease helped: decrease again.
+            Some(cut) if ratio < cut * IMPROVED => self.decrease_for_latency(ratio, now),
+            // The last decrease did not bring the latency down: it is not our queue, the
+            // provider itself got slower (longer outputs, a busier model). After
+            // STUCK_ROUNDS such rounds, its new latency is the no-load latency.
+            Some(_) => {
+                self.stuck_rounds += 1;
+                if self.stuck_rounds >= STUCK_ROUNDS {
+                    self.window_min = mean;
+                    self.previous_window_min = mean;
+                    self.window_rounds = 0;
+                    self.cut_ratio = None;
+                    self.stuck_rounds = 0;
+                }
+            }
+            None => self.decrease_for_latency(ratio, now),
+        }
+    }
+
+    /// Whether the limit was in use: at least half of it in flight at some point.
+    fn in_use(&self, peak_in_flight: usize) -> bool {
+        #[allow(clippy::cast_precision_loss)]
+        let peak = peak_in_flight as f64;
+        peak * 2.0 >= self.limit
+    }
+
+    /// Scales the limit to leave a latency of [`TARGET`] times the no-load one.
+    fn decrease_for_latency(&mut self, ratio: f64, now: f64) {
+        self.decrease((TARGET / ratio).max(MAX_DECREASE), now);
+        self.cut_ratio = Some(ratio);
+        self.stuck_rounds = 0;
+    }
+
+    fn decrease(&mut self, factor: f64, now: f64) {
+        self.limit = (self.limit * factor).max(1.0);
+        self.epoch = now;
+        self.recent = None;
+        self.round = Round {
+            peak_in_flight: self.in_flight,
+            began: now,
+            size: self.limit(),
+            ..Round::default()
+        };
+        self.decreases += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests;
