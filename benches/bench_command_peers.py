@@ -2,8 +2,9 @@
 requests, in one run.
 
     .venv/bin/python benches/bench_command_peers.py [--requests-zero 20000]
-        [--requests-latency 5000] [--latency-ms 200] [--concurrency 64] [--repeat 1]
-        [--tools command,aiohttp,openai,litellm,curator] [--no-install]
+        [--requests-latency 5000] [--latency-ms 200] [--concurrency 64] [--repeat 3]
+        [--tools command,aiohttp,openai,openai-aiohttp,litellm,curator] [--no-install]
+    .venv/bin/python benches/bench_command_peers.py --fraction 5   # the command against wrk
 
 The tools, all on the same input (a JSONL of N OpenAI Batch API chat requests), against the
 same local server (the Rust mock of `distilabel_rs._core.MockServer`, in its own process, a
@@ -32,7 +33,9 @@ time of the tool's process and its children, from `os.wait4`); peak RSS (`ru_max
 server's CPU (from `/proc`). Each tool also runs once on a 1-request input: its start-up and
 shut-down (interpreter, imports, the first connection), subtracted to give the steady
 requests/s and CPU per request; the end-to-end requests/s (what a user waits for) is shown
-too. `wrk -t2 -c<concurrency>` against the same server with the same body gives the ceiling.
+too. `wrk -t2 -c<concurrency>` against the same server with the same body gives the ceiling;
+`--fraction PAIRS` measures only the command against wrk at 0 ms, in alternating pairs (the
+same load for both), for the "fraction of wrk" of its requests/s.
 
 The peers are not installed into `.venv`: the script makes its own venvs from PyPI, with
 the versions pinned below: `benches/peers/.venv` (aiohttp, openai with its aiohttp extra,
@@ -44,6 +47,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -307,24 +311,47 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# Spawns the measured process and reports its wait4 figures. Linux counts the RSS a process
+# had before exec in its peak RSS, so the measured process must be spawned from a small
+# process (this one, started without `site`: a few MB) rather than from the harness.
+_SPAWNER = """
+import json, os, sys, time
+report, argv = sys.argv[1], sys.argv[2:]
+started = time.perf_counter()
+pid = os.posix_spawnp(argv[0], argv, os.environ)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - started
+with open(report, "w") as out:
+    json.dump({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
+               "max_rss_kb": usage.ru_maxrss, "exit": os.waitstatus_to_exitcode(status)}, out)
+"""
+
+
 def measure(argv: List[str], env: Dict[str, str], server_pid: int, scratch: Path) -> Run:
-    """Runs `argv` to the end in a fresh process; its CPU and peak RSS from `wait4`."""
+    """Runs `argv` to the end in a fresh process: its wall time, CPU (its own and its
+    children's) and peak RSS from `wait4`, and the server's CPU meanwhile."""
     stdout_path, stderr_path = scratch / "stdout.txt", scratch / "stderr.txt"
+    report_path = scratch / "rusage.json"
+    report_path.unlink(missing_ok=True)
     server_before = _proc_cpu(server_pid)
     with open(stdout_path, "w") as stdout, open(stderr_path, "w") as stderr:
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, env=env, cwd=scratch
+        subprocess.run(
+            [sys.executable, "-S", "-c", _SPAWNER, str(report_path), *argv],
+            stdout=stdout,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=scratch,
+            check=True,
         )
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
+    server_cpu = _proc_cpu(server_pid) - server_before
+    report = json.loads(report_path.read_text())
     return Run(
-        wall=wall,
-        cpu=usage.ru_utime + usage.ru_stime,
-        max_rss_mb=usage.ru_maxrss / 1024,
-        server_cpu=_proc_cpu(server_pid) - server_before,
-        returncode=process.returncode,
+        wall=report["wall"],
+        cpu=report["cpu"],
+        max_rss_mb=report["max_rss_kb"] / 1024,
+        server_cpu=server_cpu,
+        returncode=report["exit"],
         stderr=stderr_path.read_text(errors="replace"),
     )
 
@@ -456,7 +483,9 @@ def scenario(
             row.problem = _failure(row.tool, row.baseline, 1)
     for repeat in range(args.repeat):
         for row in rows:
-            if row.problem is None:
+            # Runs after the first only for the tools that are quick to run.
+            quick = not row.runs or row.runs[0].wall <= args.repeat_budget
+            if row.problem is None and quick:
                 log(f"{latency_ms} ms: {row.tool.name}, {count} requests ({repeat + 1})")
                 run = run_tool(row.tool, big, count, args.concurrency, scratch)
                 row.problem = _failure(row.tool, run, count)
@@ -539,24 +568,96 @@ def table(
     return ours
 
 
+def fraction_of_wrk(args: argparse.Namespace, root: Path) -> None:
+    """The command against wrk at 0 ms, in alternating pairs (command run, then wrk for
+    about as long) so that both see the same load; prints each pair and the medians."""
+    command = next(tool for tool in TOOLS if tool.name == "command")
+    install([command], allowed=False)
+    if command.unavailable:
+        raise SystemExit(command.unavailable)
+    count = args.requests_zero
+    scratch = root / "fraction"
+    scratch.mkdir()
+    big, small = scratch / "requests.jsonl", scratch / "one-request.jsonl"
+    body = write_input(big, count, 0)
+    write_input(small, 1, 0)
+    baseline = run_tool(command, small, 1, args.concurrency, scratch)
+    print(f"Machine: {machine()}\n")
+    print(
+        f"### The command against wrk: {count:,} chat requests, 0 ms, concurrency"
+        f" {args.concurrency}, {args.fraction} alternating pairs\n"
+    )
+    print(
+        "| pair | load average | command requests/s | wrk requests/s | fraction of wrk"
+        " | command CPU per request | wrk CPU per request | server CPU per request"
+        " (command / wrk) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    fractions, cpus = [], []
+    for pair in range(1, args.fraction + 1):
+        load = os.getloadavg()[0]
+        log(f"pair {pair}: command")
+        run = run_tool(command, big, count, args.concurrency, scratch)
+        if _failure(command, run, count):
+            raise SystemExit(f"the command failed: {_failure(command, run, count)}")
+        rate = (count - 1) / (run.wall - baseline.wall)
+        cpu = (run.cpu - baseline.cpu) / (count - 1) * 1e6
+        seconds = max(2, round(run.wall))
+        with mock_server_process() as base_url:
+            log(f"pair {pair}: wrk {seconds} s")
+            ceiling = wrk_run(base_url, body, args.concurrency, seconds, _children()[0])
+        wrk_cpu = ceiling.cpu / max(ceiling.results, 1) * 1e6
+        fractions.append(rate / ceiling.rate)
+        cpus.append(cpu)
+        print(
+            f"| {pair} | {load:.2f} | {rate:,.0f} | {ceiling.rate:,.0f}"
+            f" | {rate / ceiling.rate:.0%} | {cpu:,.0f} µs | {wrk_cpu:,.0f} µs"
+            f" | {run.server_cpu / count * 1e6:,.0f} / "
+            f"{ceiling.server_cpu / max(ceiling.results, 1) * 1e6:,.0f} µs |",
+            flush=True,
+        )
+    print(
+        f"\nMedian fraction of wrk: {statistics.median(fractions):.0%} (goal ≥ 60 %);"
+        f" median client CPU per request of the command: {statistics.median(cpus):,.0f} µs."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests-zero", type=int, default=20_000)
     parser.add_argument("--requests-latency", type=int, default=5_000)
     parser.add_argument("--latency-ms", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--repeat", type=int, default=1, help="runs per tool (median shown)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per tool (the median is shown, and the range)"
+    )
+    parser.add_argument(
+        "--repeat-budget",
+        type=float,
+        default=30.0,
+        help="seconds: a tool whose first run takes longer runs once",
+    )
     parser.add_argument("--wrk-seconds", type=int, default=10)
     parser.add_argument("--tools", default=",".join(tool.name for tool in TOOLS))
     parser.add_argument("--no-install", action="store_true", help="use the venvs as they are")
     parser.add_argument("--skip-latency", action="store_true", help="only the 0 ms scenario")
+    parser.add_argument(
+        "--fraction",
+        type=int,
+        metavar="PAIRS",
+        help="only the command against wrk at 0 ms, in PAIRS alternating runs",
+    )
     args = parser.parse_args()
 
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not installed (`apt-get install wrk`)")
+    if args.fraction:
+        with tempfile.TemporaryDirectory(prefix="bench-peers-") as root:
+            fraction_of_wrk(args, Path(root))
+        return
     chosen = args.tools.split(",")
     tools = [tool for tool in TOOLS if tool.name in chosen]
     install(tools, allowed=not args.no_install)
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk not installed (`apt-get install wrk`)")
 
     scenarios = [(args.requests_zero, 0)]
     if not args.skip_latency:
