@@ -50,11 +50,11 @@ from distilabel_rs import _core
 from distilabel_rs.constants import PIPELINE_CACHE_ID_ENV_NAME, PIPELINE_NAME_ENV_NAME
 from distilabel_rs.exceptions import DistilabelOfflineBatchGenerationNotFinishedException
 from distilabel_rs.mixins.runtime_parameters import RuntimeParameter
-from distilabel_rs.models.llms._gc import full_collections_deferred
 from distilabel_rs.models.llms import _fanout
+from distilabel_rs.models.llms._gc import full_collections_deferred
 from distilabel_rs.models.llms._loop import NativeSlot
 from distilabel_rs.models.llms._outputs import describe_error, failed_output, merge_with_failures
-from distilabel_rs.models.llms._progress import ProgressReporter
+from distilabel_rs.models.llms._progress import ProgressReporter, Snapshot
 from distilabel_rs.models.llms.base import AsyncLLM
 
 if TYPE_CHECKING:
@@ -316,7 +316,7 @@ class NativeLLM(AsyncLLM):
             fail_fast=self.error_policy == "raise",
         )
 
-    def _reporter(self, snapshot: Callable[[], Tuple[int, ...]]) -> Optional[ProgressReporter]:
+    def _reporter(self, snapshot: Snapshot) -> Optional[ProgressReporter]:
         return ProgressReporter.create(snapshot, self._progress_callback, bool(self.progress_bar))
 
     def _outputs(self, handle: Any, num_generations: int, grouped: bool) -> List["GenerateOutput"]:

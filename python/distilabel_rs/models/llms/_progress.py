@@ -5,7 +5,10 @@ import asyncio
 import time
 from typing import Any, Callable, NamedTuple, Optional, Tuple
 
-__all__ = ["PROGRESS_INTERVAL", "FanOutProgress", "ProgressReporter"]
+__all__ = ["PROGRESS_INTERVAL", "FanOutProgress", "ProgressReporter", "Snapshot"]
+
+# `(total, done, failed, retried, in_flight[, limit])`, where `limit` may be `None`.
+Snapshot = Callable[[], Tuple[Any, ...]]
 
 # How often progress is reported (seconds).
 PROGRESS_INTERVAL = 0.1
@@ -55,9 +58,7 @@ class ProgressReporter:
     """Reports `(total, done, failed, retried, in_flight[, limit])` counters, as returned by
     `snapshot`, to a callback and, if enabled, a progress bar."""
 
-    def __init__(
-        self, snapshot: Callable[[], Tuple[int, ...]], callback: Optional[Callable], bar: Any
-    ):
+    def __init__(self, snapshot: Snapshot, callback: Optional[Callable], bar: Any):
         self._snapshot = snapshot
         self._callback = callback
         self._bar = bar
@@ -67,7 +68,7 @@ class ProgressReporter:
     @classmethod
     def create(
         cls,
-        snapshot: Callable[[], Tuple[int, ...]],
+        snapshot: Snapshot,
         callback: Optional[Callable[[FanOutProgress], Any]],
         bar: bool,
     ) -> Optional["ProgressReporter"]:
