@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::client::{NativeClient, endpoint};
-use crate::convert::{generate_output, to_json};
+use crate::convert::{generate_output, request_json, to_json};
 use crate::errors::IntoPyErr;
 use crate::task::block_on;
 
@@ -92,7 +92,7 @@ impl BatchJobs {
                 Bound<'_, PyString>,
                 Bound<'_, PyAny>,
             ) = request.extract()?;
-            let body = to_json(&body, &format!("request {index}"))?;
+            let body = request_json(&body, index)?;
             let row = self
                 .inner
                 .row(

@@ -22,7 +22,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 use serde_json::Value;
 use tokio::task::AbortHandle;
 
-use crate::convert::{generate_output, to_json};
+use crate::convert::{generate_output, request_json, to_json};
 use crate::errors::IntoPyErr;
 use crate::fanout::concurrency_limit;
 use crate::task::{Finished, block_on, runtime};
@@ -182,7 +182,7 @@ impl NativeClient {
         let provider = self.inner.provider();
         let mut prepared = Vec::with_capacity(requests.len());
         for (index, (name, body)) in requests.iter().enumerate() {
-            let body = to_json(body, &format!("request {index}"))?;
+            let body = request_json(body, index)?;
             let request = Request::new(provider, endpoint(name.to_str()?)?, &body)
                 .map_err(IntoPyErr::into_pyerr)?;
             prepared.push(request);

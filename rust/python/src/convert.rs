@@ -10,6 +10,84 @@ use serde_json::{Map, Number, Value};
 /// A JSON value from plain Python data (dict with str keys, list, tuple, str, int, float,
 /// bool, None). `path` names where a bad value was found, for the error message.
 pub fn to_json(value: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
+    json_of(value).map_err(|bad| bad.into_pyerr(path))
+}
+
+/// [`to_json`] of the body of request `index` (named `request {index}` in errors).
+pub fn request_json(body: &Bound<'_, PyAny>, index: usize) -> PyResult<Value> {
+    json_of(body).map_err(|bad| bad.into_pyerr(&format!("request {index}")))
+}
+
+/// A value that cannot be sent, and where it is. The place is assembled only on failure:
+/// building a path string for every member of every body cost more than the conversion.
+struct BadValue {
+    /// Innermost first.
+    trail: Vec<Step>,
+    message: BadMessage,
+}
+
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+enum BadMessage {
+    Type(String),
+    KeyType(String),
+    IntegerRange,
+    Float(f64),
+    Python(PyErr),
+}
+
+impl BadValue {
+    fn new(message: BadMessage) -> Self {
+        Self {
+            trail: Vec::new(),
+            message,
+        }
+    }
+
+    fn at(mut self, step: Step) -> Self {
+        self.trail.push(step);
+        self
+    }
+
+    fn into_pyerr(self, root: &str) -> PyErr {
+        let mut path = root.to_owned();
+        for step in self.trail.iter().rev() {
+            match step {
+                Step::Key(key) => {
+                    path.push('.');
+                    path.push_str(key);
+                }
+                Step::Index(index) => path.push_str(&format!("[{index}]")),
+            }
+        }
+        match self.message {
+            BadMessage::Type(name) => PyTypeError::new_err(format!(
+                "{path}: a value of type `{name}` cannot be sent as JSON; use dicts, lists, strings, numbers, booleans or None"
+            )),
+            BadMessage::KeyType(name) => {
+                PyTypeError::new_err(format!("{path}: keys must be strings, not {name}"))
+            }
+            BadMessage::IntegerRange => {
+                PyValueError::new_err(format!("{path}: integer out of range"))
+            }
+            BadMessage::Float(value) => {
+                PyValueError::new_err(format!("{path}: {value} is not valid JSON"))
+            }
+            BadMessage::Python(error) => error,
+        }
+    }
+}
+
+impl From<PyErr> for BadValue {
+    fn from(error: PyErr) -> Self {
+        Self::new(BadMessage::Python(error))
+    }
+}
+
+fn json_of(value: &Bound<'_, PyAny>) -> Result<Value, BadValue> {
     if value.is_none() {
         return Ok(Value::Null);
     }
@@ -26,50 +104,46 @@ pub fn to_json(value: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
         return value
             .extract::<u64>()
             .map(|n| Value::Number(n.into()))
-            .map_err(|_| PyValueError::new_err(format!("{path}: integer out of range")));
+            .map_err(|_| BadValue::new(BadMessage::IntegerRange));
     }
     if let Ok(number) = value.cast::<PyFloat>() {
         return Number::from_f64(number.value())
             .map(Value::Number)
-            .ok_or_else(|| {
-                PyValueError::new_err(format!("{path}: {} is not valid JSON", number.value()))
-            });
+            .ok_or_else(|| BadValue::new(BadMessage::Float(number.value())));
     }
     if let Ok(dict) = value.cast::<PyDict>() {
         let mut object = Map::with_capacity(dict.len());
         for (key, item) in dict.iter() {
-            let key = key.cast::<PyString>().map_err(|_| {
-                PyTypeError::new_err(format!(
-                    "{path}: keys must be strings, not {}",
-                    type_name(&key)
-                ))
-            })?;
-            let key = key.to_str()?.to_owned();
-            let item = to_json(&item, &format!("{path}.{key}"))?;
-            object.insert(key, item);
+            let key = key
+                .cast::<PyString>()
+                .map_err(|_| BadValue::new(BadMessage::KeyType(type_name(&key))))?
+                .to_str()?
+                .to_owned();
+            match json_of(&item) {
+                Ok(item) => {
+                    object.insert(key, item);
+                }
+                Err(bad) => return Err(bad.at(Step::Key(key))),
+            }
         }
         return Ok(Value::Object(object));
     }
     if let Ok(list) = value.cast::<PyList>() {
-        return sequence(list.iter(), list.len(), path);
+        return sequence(list.iter(), list.len());
     }
     if let Ok(tuple) = value.cast::<PyTuple>() {
-        return sequence(tuple.iter(), tuple.len(), path);
+        return sequence(tuple.iter(), tuple.len());
     }
-    Err(PyTypeError::new_err(format!(
-        "{path}: a value of type `{}` cannot be sent as JSON; use dicts, lists, strings, numbers, booleans or None",
-        type_name(value)
-    )))
+    Err(BadValue::new(BadMessage::Type(type_name(value))))
 }
 
 fn sequence<'py>(
     items: impl Iterator<Item = Bound<'py, PyAny>>,
     length: usize,
-    path: &str,
-) -> PyResult<Value> {
+) -> Result<Value, BadValue> {
     let mut values = Vec::with_capacity(length);
     for (index, item) in items.enumerate() {
-        values.push(to_json(&item, &format!("{path}[{index}]"))?);
+        values.push(json_of(&item).map_err(|bad| bad.at(Step::Index(index)))?);
     }
     Ok(Value::Array(values))
 }

@@ -185,13 +185,13 @@ class NativeLLM(AsyncLLM):
 
     @classmethod
     def _input_validator(cls) -> Optional[Callable[[Any], Any]]:
-        """Validates an `input` alone as `agenerate`'s `@validate_call` validates it (`None`
-        if `agenerate` has no `input`). Built once per class."""
+        """Validates a list of `input`s in one call, each as `agenerate`'s `@validate_call`
+        validates it (`None` if `agenerate` has no `input`). Built once per class."""
         if cls not in _INPUT_VALIDATORS:
             hints = typing.get_type_hints(inspect.unwrap(cls.agenerate), include_extras=True)
             annotation = hints.get("input")
             _INPUT_VALIDATORS[cls] = (
-                None if annotation is None else TypeAdapter(annotation).validate_python
+                None if annotation is None else TypeAdapter(List[annotation]).validate_python  # type: ignore[valid-type]
             )
         return _INPUT_VALIDATORS[cls]
 
@@ -199,22 +199,28 @@ class NativeLLM(AsyncLLM):
         self, inputs: Sequence["FormattedInput"], kwargs: Dict[str, Any]
     ) -> Iterator[Dict[str, Any]]:
         """`agenerate`'s validated arguments for each input. The other arguments are the same
-        for every input: they are validated once, with the first input, and each further
-        input alone (a tenth of the cost). An input that fails is validated again with all
-        the arguments, so that the error raised is the one of `@validate_call`."""
+        for every input: they are validated once, with the first input, and the further
+        inputs in one call of a list validator (per-input calls cost more than the
+        validation). When that fails, the inputs are validated one by one with all the
+        arguments, so that the error raised is the one of `@validate_call` for the first
+        bad input."""
+        if not inputs:
+            return
         validate = self._parameters_validator()
-        validate_input = self._input_validator()
-        shared: Optional[Dict[str, Any]] = None
-        for input in inputs:
-            if shared is None or validate_input is None:
-                shared = validate(self, input=input, **kwargs)
-                yield shared
-                continue
-            try:
-                value = validate_input(input)
-            except ValidationError:
+        validate_inputs = self._input_validator()
+        shared = validate(self, input=inputs[0], **kwargs)
+        yield shared
+        if validate_inputs is None:
+            for input in inputs[1:]:
+                yield validate(self, input=input, **kwargs)
+            return
+        try:
+            values = validate_inputs(inputs[1:])
+        except ValidationError:
+            for input in inputs[1:]:
                 validate(self, input=input, **kwargs)
-                raise
+            raise
+        for value in values:
             yield {**shared, "input": value}
 
     def _requests(

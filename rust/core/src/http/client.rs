@@ -182,7 +182,14 @@ pub struct Client<P> {
     max_retry_wait: Duration,
     started: Instant,
     limits: Mutex<Limits>,
+    /// The last URLs sent to, parsed: every generation request goes to one of a few
+    /// paths, and parsing a URL (host, IDNA, percent-encoding) per request was a visible
+    /// share of the client's CPU.
+    parsed_urls: Mutex<Vec<(String, reqwest::Url)>>,
 }
+
+/// Parsed URLs kept by [`Client`] (generation paths; batch calls vary and just rotate).
+const PARSED_URLS_KEPT: usize = 4;
 
 impl<P: Provider> std::fmt::Debug for Client<P> {
     // Never prints the headers: they hold the API key.
@@ -251,6 +258,7 @@ impl<P: Provider> Client<P> {
                     .map(TokenBucket::tokens_per_minute),
                 jitter: Jitter::new(config.seed),
             }),
+            parsed_urls: Mutex::default(),
         }))
     }
 
@@ -402,8 +410,14 @@ impl<P: Provider> Client<P> {
         payload: Option<&Payload>,
         limit: u64,
     ) -> Result<(StatusCode, Bytes), ApiError> {
-        let url = self.provider.url(&self.base_url, path);
-        let mut request = self.http.request(method.clone(), url).timeout(self.timeout);
+        let mut request = match self.parsed_url(path) {
+            Some(url) => self.http.request(method.clone(), url),
+            // reqwest reports the unparsable URL (the request fails with its message).
+            None => self
+                .http
+                .request(method.clone(), self.provider.url(&self.base_url, path)),
+        }
+        .timeout(self.timeout);
         match payload {
             None => {}
             Some(Payload::Json(bytes)) => request = request.body(bytes.clone()),
@@ -459,6 +473,23 @@ impl<P: Provider> Client<P> {
             body.push(chunk, response.content_length().unwrap_or(0).min(limit));
         }
         Ok((status, body.into_bytes()))
+    }
+
+    /// The URL of `path`, parsed once while it is among the last few used.
+    fn parsed_url(&self, path: &str) -> Option<reqwest::Url> {
+        let mut kept = self
+            .parsed_urls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, url)) = kept.iter().find(|(kept_path, _)| kept_path == path) {
+            return Some(url.clone());
+        }
+        let url = reqwest::Url::parse(&self.provider.url(&self.base_url, path)).ok()?;
+        if kept.len() >= PARSED_URLS_KEPT {
+            kept.remove(0);
+        }
+        kept.push((path.to_owned(), url.clone()));
+        Some(url)
     }
 
     fn limits(&self) -> MutexGuard<'_, Limits> {
