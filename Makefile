@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/distilabel-rs/target
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-demo demo test test-rust test-python test-engines lint format bench fuzz build-release clean
+.PHONY: help install install-demo demo test test-rust test-python test-engines lint format bench soak fuzz build-release clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -74,6 +74,11 @@ bench: install ## Side-by-side benchmarks against distilabel 1.5.3 (minutes)
 	$(BIN)/python benches/bench_inference_endpoints.py
 	$(BIN)/python benches/bench_ollama.py
 	$(BIN)/python benches/bench_pipeline.py
+	$(BIN)/python benches/bench_adaptive.py
+	$(BIN)/python benches/bench_command_peers.py
+
+soak: install ## The command over a million requests with 1% failures, a SIGKILL and a resume (minutes; not in CI)
+	$(BIN)/python benches/soak_generate.py
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= line_parser response_parsers retry_hints batch_results
