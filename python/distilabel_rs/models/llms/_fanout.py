@@ -200,6 +200,10 @@ async def fan_out(
     next_job = scheduler.next_job
     succeeded_then_next = scheduler.succeeded_then_next
 
+    pool: Set[asyncio.Future[None]] = set()
+    workers_wanted = scheduler.workers_wanted
+    adaptive = isinstance(settings.max_concurrency, str)
+
     async def worker() -> None:
         job = next_job(now())
         while job is not None:
@@ -221,42 +225,17 @@ async def fan_out(
                 results[job] = output
                 # One call reports the result and takes the next job.
                 job = succeeded_then_next(job, now())
-
-    pool: Set[asyncio.Future[None]] = set()
-    workers_wanted = scheduler.workers_wanted
-
-    async def adaptive_worker() -> None:
-        # `worker`, plus: after each success, start the workers a grown limit allows.
-        job = next_job(now())
-        while job is not None:
-            if isinstance(job, float):
-                await sleep(job)
-                job = next_job(now())
-                continue
-            try:
-                output = await agenerate(input=inputs[job // group], **kwargs)
-            except Exception as error:
-                delay = scheduler.failed(job, is_retryable(error), retry_after(error), now())
-                if delay is None:
-                    if not isolate:
-                        scheduler.abort()
-                        raise
-                    errors[job] = error
-                job = next_job(now())
-            else:
-                results[job] = output
-                job = succeeded_then_next(job, now())
-                for _ in range(workers_wanted() - len(pool)):
-                    pool.add(asyncio.ensure_future(adaptive_worker()))
+                if adaptive:
+                    # A grown limit: start the workers it allows.
+                    for _ in range(workers_wanted() - len(pool)):
+                        pool.add(asyncio.ensure_future(worker()))
 
     reporter = ProgressReporter.create(
         scheduler.progress, settings.progress_callback, settings.progress_bar
     )
     if reporter is not None:
         reporter.start()
-    adaptive = isinstance(settings.max_concurrency, str)
-    body = adaptive_worker if adaptive else worker
-    pool.update(asyncio.ensure_future(body()) for _ in range(workers_wanted()))
+    pool.update(asyncio.ensure_future(worker()) for _ in range(workers_wanted()))
     with full_collections_deferred():
         try:
             if adaptive:
