@@ -20,6 +20,8 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -28,6 +30,7 @@ use super::journal::{
     remove_stale_temporaries, unix_now,
 };
 use crate::http::ApiError;
+use crate::limits::{Jitter, RetryPolicy};
 
 /// Why a submission failed: the API, or its journal (a file that cannot be written, a
 /// damaged one...).
@@ -325,4 +328,85 @@ pub fn journal_state(path: &std::path::Path) -> Result<(Vec<String>, bool), Jour
         None => !journal.jobs_ids.is_empty(),
     };
     Ok((journal.jobs_ids, first_complete))
+}
+
+/// How an API's job creates are retried: only after a lookup found that a failed attempt
+/// created nothing, since a create is billed.
+#[derive(Debug)]
+pub(crate) struct CreateRetries {
+    pub(crate) policy: RetryPolicy,
+    jitter: Mutex<Jitter>,
+}
+
+impl CreateRetries {
+    /// No retry (the default until `single_attempt_creates` sets a policy).
+    pub(crate) fn none() -> Self {
+        Self::new(RetryPolicy {
+            max_retries: 0,
+            base_seconds: 0.0,
+            cap_seconds: 0.0,
+        })
+    }
+
+    pub(crate) fn new(policy: RetryPolicy) -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x5EED, |elapsed| elapsed.as_nanos() as u64)
+            ^ u64::from(std::process::id());
+        Self {
+            policy,
+            jitter: Mutex::new(Jitter::new(seed)),
+        }
+    }
+
+    /// Runs `attempt` (one call, no retries of its own) until it returns a job id. A
+    /// failure that may have created the job anyway (a timeout, a 5xx, a 2xx that is not a
+    /// job) is followed by `lookup`, whose find is the answer; a new attempt is made only
+    /// when nothing was found and the error is retryable, after the server's hint or a
+    /// backoff.
+    pub(crate) async fn create<A, AF, L, LF>(
+        &self,
+        mut attempt: A,
+        mut lookup: L,
+    ) -> Result<String, ApiError>
+    where
+        A: FnMut() -> AF,
+        AF: Future<Output = Result<String, ApiError>>,
+        L: FnMut() -> LF,
+        LF: Future<Output = Result<Option<String>, ApiError>>,
+    {
+        let mut retries = 0;
+        loop {
+            let error = match attempt().await {
+                Ok(id) => return Ok(id),
+                Err(error) if refused(&error) => return Err(error),
+                Err(error) => error,
+            };
+            if let Some(id) = lookup().await? {
+                return Ok(id);
+            }
+            if !error.is_retryable() || retries >= self.policy.max_retries {
+                return Err(error);
+            }
+            let delay = match error.retry_after() {
+                Some(hint) if hint.is_finite() && hint >= 0.0 => hint,
+                _ => {
+                    let mut jitter = self.jitter.lock().unwrap_or_else(PoisonError::into_inner);
+                    self.policy.backoff(retries, &mut jitter)
+                }
+            };
+            retries += 1;
+            tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+        }
+    }
+}
+
+/// The API refused the call (a 4xx other than 408, 409 and 429), or it could not be made:
+/// nothing was created.
+pub(crate) fn refused(error: &ApiError) -> bool {
+    match error {
+        ApiError::Status { .. } => !error.is_retryable(),
+        ApiError::InvalidRequest(_) => true,
+        _ => false,
+    }
 }

@@ -23,8 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -32,14 +31,15 @@ use serde_json::{Value, json};
 use super::BatchProfile;
 use super::rate_limits::parse_rfc3339;
 use super::response::{error_value_message, message_value_completion};
-use crate::batch_jobs::durable::{self, DurableSteps, Recorder, SubmitError};
+use crate::batch_jobs::durable::{
+    self, CreateRetries, DurableSteps, Recorder, SubmitError, refused,
+};
 use crate::batch_jobs::journal::{
     ChunkRecord, JournalAt, kill_point, remove_stale_temporaries, unix_now, write_atomically,
 };
 use crate::batch_jobs::{BatchJobs, Check, Collected, RequestCounts, RowResult};
 use crate::http::{ApiError, Client, Endpoint, Payload, Provider};
-use crate::limits::{Jitter, RetryPolicy};
-use crate::providers::openai::batch_jobs::refused;
+use crate::limits::RetryPolicy;
 
 /// Clocks of the client and of the API may differ by this much (seconds) when telling
 /// which batches were created after an attempt began.
@@ -119,8 +119,7 @@ pub struct AnthropicBatchJobs<P: Provider> {
     creator: Arc<Client<P>>,
     /// Attempts of a create after a failure that may be transient (each one after a
     /// lookup found no batch).
-    create_retry: RetryPolicy,
-    jitter: Mutex<Jitter>,
+    creates: CreateRetries,
     profile: BatchProfile,
     /// Where the requests of each batch are kept (`None`: nowhere to keep them).
     store: Option<PathBuf>,
@@ -146,14 +145,7 @@ impl<P: Provider> AnthropicBatchJobs<P> {
         Self {
             creator: Arc::clone(&client),
             client,
-            create_retry: RetryPolicy {
-                max_retries: 0,
-                base_seconds: 0.0,
-                cap_seconds: 0.0,
-            },
-            jitter: Mutex::new(Jitter::new(
-                u64::from(std::process::id()) ^ unix_now().to_bits(),
-            )),
+            creates: CreateRetries::none(),
             profile,
             store,
         }
@@ -164,7 +156,7 @@ impl<P: Provider> AnthropicBatchJobs<P> {
     #[must_use]
     pub fn single_attempt_creates(mut self, creator: Arc<Client<P>>, retry: RetryPolicy) -> Self {
         self.creator = creator;
-        self.create_retry = retry;
+        self.creates = CreateRetries::new(retry);
         self
     }
 
@@ -183,38 +175,22 @@ impl<P: Provider> AnthropicBatchJobs<P> {
         known: &BTreeSet<String>,
     ) -> Result<String, ApiError> {
         let body: bytes::Bytes = envelope(rows).into();
-        let mut retries = 0;
-        loop {
-            let answer = self
-                .creator
-                .call(
-                    reqwest::Method::POST,
-                    &self.profile.path,
-                    Some(Payload::Json(body.clone())),
-                )
-                .await
-                .and_then(|answer| parse::<MessageBatch>(&answer));
-            let error = match answer {
-                Ok(batch) => return Ok(batch.id),
-                Err(error) if refused(&error) => return Err(error),
-                Err(error) => error,
-            };
-            if let Some(batch) = self.find_created(record, known).await? {
-                return Ok(batch);
-            }
-            if !error.is_retryable() || retries >= self.create_retry.max_retries {
-                return Err(error);
-            }
-            let delay = match error.retry_after() {
-                Some(hint) if hint.is_finite() && hint >= 0.0 => hint,
-                _ => {
-                    let mut jitter = self.jitter.lock().unwrap_or_else(PoisonError::into_inner);
-                    self.create_retry.backoff(retries, &mut jitter)
-                }
-            };
-            retries += 1;
-            tokio::time::sleep(Duration::from_secs_f64(delay)).await;
-        }
+        self.creates
+            .create(
+                || async {
+                    let answer = self
+                        .creator
+                        .call(
+                            reqwest::Method::POST,
+                            &self.profile.path,
+                            Some(Payload::Json(body.clone())),
+                        )
+                        .await?;
+                    Ok(parse::<MessageBatch>(&answer)?.id)
+                },
+                || self.find_created(record, known),
+            )
+            .await
     }
 
     /// The batch an interrupted create of `record`'s chunk made, if any (see the module

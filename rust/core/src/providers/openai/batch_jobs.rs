@@ -20,7 +20,7 @@
 //! failure that may be transient is followed by the lookup, and only then by a new attempt.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -28,13 +28,15 @@ use serde_json::{Value, json};
 
 use super::BatchProfile;
 use super::response;
-use crate::batch_jobs::durable::{self, DurableSteps, Recorder, SubmitError};
+use crate::batch_jobs::durable::{
+    self, CreateRetries, DurableSteps, Recorder, SubmitError, refused,
+};
 use crate::batch_jobs::journal::{ChunkRecord, JournalAt, kill_point, unix_now};
 use crate::batch_jobs::split::{chunk_rows, jsonl};
 use crate::batch_jobs::{BatchJobs, Check, Collected, RequestCounts, RowResult};
 use crate::http::error::provider_message;
 use crate::http::{ApiError, Client, Endpoint, FormPart, Payload, Provider};
-use crate::limits::{Jitter, RetryPolicy};
+use crate::limits::RetryPolicy;
 
 /// Clocks of the client and of the API may differ by this much (seconds) when telling
 /// what was created after an attempt began.
@@ -104,8 +106,7 @@ pub struct OpenAiBatchJobs<P: Provider> {
     creator: Arc<Client<P>>,
     /// Attempts of a create after a failure that may be transient (each one after a
     /// lookup found no job).
-    create_retry: RetryPolicy,
-    jitter: Mutex<Jitter>,
+    creates: CreateRetries,
     profile: BatchProfile,
 }
 
@@ -158,12 +159,7 @@ impl<P: Provider> OpenAiBatchJobs<P> {
         Self {
             creator: Arc::clone(&client),
             client,
-            create_retry: RetryPolicy {
-                max_retries: 0,
-                base_seconds: 0.0,
-                cap_seconds: 0.0,
-            },
-            jitter: Mutex::new(Jitter::new(seed())),
+            creates: CreateRetries::none(),
             profile,
         }
     }
@@ -173,7 +169,7 @@ impl<P: Provider> OpenAiBatchJobs<P> {
     #[must_use]
     pub fn single_attempt_creates(mut self, creator: Arc<Client<P>>, retry: RetryPolicy) -> Self {
         self.creator = creator;
-        self.create_retry = retry;
+        self.creates = CreateRetries::new(retry);
         self
     }
 
@@ -266,39 +262,19 @@ impl<P: Provider> OpenAiBatchJobs<P> {
             "metadata": metadata,
         });
         let payload = Payload::Json(request.to_string().into());
-        let mut retries = 0;
-        loop {
-            let answer = self
-                .creator
-                .call(
-                    reqwest::Method::POST,
-                    &self.path("batches"),
-                    Some(payload.clone()),
-                )
-                .await;
-            let error = match answer.and_then(|answer| parse::<Created>(&answer)) {
-                Ok(created) => return Ok(created.id),
-                Err(error) if refused(&error) => return Err(error),
-                Err(error) => error,
-            };
-            if let Some(job) = self.job_of_file(input_file_id, since).await? {
-                return Ok(job);
-            }
-            // A 2xx whose body is not a batch created one, or something unknown went wrong:
-            // no new attempt.
-            if !error.is_retryable() || retries >= self.create_retry.max_retries {
-                return Err(error);
-            }
-            let delay = match error.retry_after() {
-                Some(hint) if hint.is_finite() && hint >= 0.0 => hint,
-                _ => {
-                    let mut jitter = self.jitter.lock().unwrap_or_else(PoisonError::into_inner);
-                    self.create_retry.backoff(retries, &mut jitter)
-                }
-            };
-            retries += 1;
-            tokio::time::sleep(Duration::from_secs_f64(delay)).await;
-        }
+        let path = self.path("batches");
+        self.creates
+            .create(
+                || async {
+                    let answer = self
+                        .creator
+                        .call(reqwest::Method::POST, &path, Some(payload.clone()))
+                        .await?;
+                    Ok(parse::<Created>(&answer)?.id)
+                },
+                || self.job_of_file(input_file_id, since),
+            )
+            .await
     }
 
     /// Reads a paginated list (`data`, `has_more`, `last_id`) of `path`, newest first,
@@ -626,24 +602,6 @@ impl<P: Provider> DurableSteps for OpenAiBatchJobs<P> {
         }
         Ok(None)
     }
-}
-
-/// The API refused the call (a 4xx other than 408, 409 and 429), or it could not be made:
-/// nothing was created.
-pub(crate) fn refused(error: &ApiError) -> bool {
-    match error {
-        ApiError::Status { .. } => !error.is_retryable(),
-        ApiError::InvalidRequest(_) => true,
-        _ => false,
-    }
-}
-
-/// A seed for the jitter of create retries.
-fn seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0x5EED, |elapsed| elapsed.as_nanos() as u64)
-        ^ u64::from(std::process::id())
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
