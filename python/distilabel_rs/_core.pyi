@@ -252,10 +252,14 @@ class GenerateJob:
 
     def wait(self, timeout: float | None = None) -> bool: ...
     def cancel(self) -> None: ...
-    def progress(self) -> tuple[int, int, int, int, int, int, int, int]:
-        """`(total read, done, failed, retried, in_flight, skipped, malformed, tokens)`."""
+    def progress(self) -> tuple[int, int, int, int, int, int, int, int, int | None]:
+        """`(total read, done, failed, retried, in_flight, skipped, malformed, tokens,
+        limit)`; `limit`: the concurrency limit in force (it moves with `"auto"`), `None`
+        until the job started."""
     def summary(self) -> dict[str, Any]:
-        """The summary of the finished job, or raises the error that stopped it."""
+        """The summary of the finished job (with `final_limit` and `peak_limit`, the
+        concurrency limit at the end and the highest it reached), or raises the error that
+        stopped it."""
 
 def start_generate_job(
     client: NativeClient,
@@ -263,11 +267,12 @@ def start_generate_job(
     output: str,
     *,
     defaults: Mapping[str, Any],
-    max_concurrency: int,
+    max_concurrency: int | str,
     skip_malformed: bool,
 ) -> GenerateJob:
     """Starts sending the JSONL requests of `input`, appending results to `output`;
-    `defaults`: `model` and optional `n`, `max_tokens`, `temperature`, `top_p`."""
+    `defaults`: `model` and optional `n`, `max_tokens`, `temperature`, `top_p`;
+    `max_concurrency`: a positive number, `"auto"` or `"auto:N"` (adaptive, up to N)."""
 
 def batch_rows_from_file(
     client: NativeClient,

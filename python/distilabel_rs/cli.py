@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set, Union
 
 from distilabel_rs import _core
 from distilabel_rs._providers import PROVIDERS
@@ -31,6 +31,42 @@ __all__ = ["main"]
 EXIT_OK, EXIT_FAILED_REQUESTS, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_AUTH = 0, 1, 2, 3, 4
 EXIT_IO = 5
 EXIT_INTERRUPTED = 130
+
+# The ceiling of `--max-concurrency auto`: the Rust core's `adaptive::DEFAULT_CEILING`, as
+# `_fanout.AUTO_DEFAULT_CEILING` (not imported: it would load the LLM modules).
+_AUTO_CEILING = 1024
+
+_MAX_CONCURRENCY_HELP = (
+    "how many requests at once: a positive integer (default: %(default)s), `auto` (adaptive:"
+    f" starts at 8 and follows the server's latencies and 429s, up to {_AUTO_CEILING}) or"
+    " `auto:N` (adaptive, up to N)"
+)
+
+
+def _max_concurrency(text: str) -> Union[int, str]:
+    """`--max-concurrency`: a positive int, `"auto"` or `"auto:N"` (normalized)."""
+    value = text.strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    if value == "auto":
+        return value
+    head, _, ceiling = value.partition(":")
+    if head == "auto" and ceiling.strip().isdigit() and int(ceiling) > 0:
+        return f"auto:{int(ceiling)}"
+    raise argparse.ArgumentTypeError(
+        f"expected a positive integer (e.g. --max-concurrency 64), `auto` (adaptive, up to"
+        f" {_AUTO_CEILING}) or `auto:N` (adaptive, up to N > 0, e.g. --max-concurrency"
+        f" auto:256); got {text!r}"
+    )
+
+
+def _pool_size(max_concurrency: Union[int, str]) -> int:
+    """Connections to keep: the most requests that can ever be in flight (for `auto`, its
+    ceiling, as the native LLMs' `_fanout.pool_size`)."""
+    if isinstance(max_concurrency, int):
+        return max_concurrency
+    _, _, ceiling = max_concurrency.partition(":")
+    return int(ceiling) if ceiling else _AUTO_CEILING
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,7 +107,13 @@ def _parser() -> argparse.ArgumentParser:
         "--mock", action="store_true", help="use a local mock server (no key needed)"
     )
     generate.add_argument("--num-generations", type=int, help="`n` for requests that set none")
-    generate.add_argument("--max-concurrency", type=int, default=_DEFAULTS["max_concurrency"])
+    generate.add_argument(
+        "--max-concurrency",
+        type=_max_concurrency,
+        default=_DEFAULTS["max_concurrency"],
+        metavar="N|auto|auto:N",
+        help=_MAX_CONCURRENCY_HELP,
+    )
     generate.add_argument("--requests-per-minute", type=float)
     generate.add_argument("--tokens-per-minute", type=float)
     generate.add_argument("--max-retries", type=int, default=_DEFAULTS["max_retries"])
@@ -154,7 +196,7 @@ def _generate(args: argparse.Namespace) -> int:
         max_retries=args.max_retries,
         requests_per_minute=args.requests_per_minute,
         tokens_per_minute=args.tokens_per_minute,
-        pool_size=args.max_concurrency,
+        pool_size=_pool_size(args.max_concurrency),
     )
     if args.batch_api:
         return _batch(args, client)
@@ -167,15 +209,17 @@ def _generate(args: argparse.Namespace) -> int:
         skip_malformed=args.on_malformed == "skip",
     )
     bar = None if args.no_progress else _open_bar()
+    # A fixed limit is known; the one `auto` found is worth watching.
+    show_limit = isinstance(args.max_concurrency, str)
     try:
         while not job.wait(0.1):
-            _update(bar, job.progress())
+            _update(bar, job.progress(), show_limit)
     except KeyboardInterrupt:
         job.cancel()
-        _close(bar, job.progress())
+        _close(bar, job.progress(), show_limit)
         _error(f"interrupted; finished results are in {args.output}, re-run to continue")
         return EXIT_INTERRUPTED
-    _close(bar, job.progress())
+    _close(bar, job.progress(), show_limit)
     try:
         summary = job.summary()
     except _core.MalformedInputError as e:
@@ -196,7 +240,7 @@ def _generate(args: argparse.Namespace) -> int:
     except _core.APIConnectionError as e:
         _error(f"cannot reach {base_url}: {e}")
         return EXIT_UNREACHABLE
-    _print_summary(summary, args.output)
+    _print_summary(summary, args.output, None if not show_limit else args.max_concurrency)
     return EXIT_OK if not summary["failures"] else EXIT_FAILED_REQUESTS
 
 
@@ -347,30 +391,33 @@ def _open_bar() -> Any:
     return tqdm(unit="req", desc="Generating", dynamic_ncols=True, file=sys.stderr)
 
 
-def _update(bar: Any, progress: tuple) -> None:
+def _update(bar: Any, progress: tuple, show_limit: bool = False) -> None:
     if bar is None:
         return
-    total, done, failed, retried, in_flight, skipped, malformed, _ = progress
+    total, done, failed, retried, in_flight, skipped, malformed, _, limit = progress
     bar.total = total
     bar.n = done + failed
-    bar.set_postfix(
-        failed=failed,
-        retried=retried,
-        in_flight=in_flight,
-        skipped=skipped,
-        malformed=malformed,
-        refresh=False,
-    )
+    postfix: Dict[str, Any] = {
+        "failed": failed,
+        "retried": retried,
+        "in_flight": in_flight,
+        "skipped": skipped,
+        "malformed": malformed,
+    }
+    if show_limit and limit is not None:
+        postfix["limit"] = limit
+    bar.set_postfix(postfix, refresh=False)
     bar.refresh()
 
 
-def _close(bar: Any, progress: tuple) -> None:
+def _close(bar: Any, progress: tuple, show_limit: bool = False) -> None:
     if bar is not None:
-        _update(bar, progress)
+        _update(bar, progress, show_limit)
         bar.close()
 
 
-def _print_summary(summary: Dict[str, Any], output: str) -> None:
+def _print_summary(summary: Dict[str, Any], output: str, adaptive: Optional[str] = None) -> None:
+    """`adaptive`: the `auto` setting, whose limits are reported."""
     seconds = summary["seconds"]
     rate = summary["requests"] / seconds if seconds else 0.0
     failures = ", ".join(f"{kind}: {count}" for kind, count in summary["failures"].items())
@@ -381,6 +428,11 @@ def _print_summary(summary: Dict[str, Any], output: str) -> None:
         f"tokens: {summary['tokens']}",
         f"wall time: {seconds:.2f} s ({rate:,.0f} requests/s)",
     ]
+    if adaptive is not None:
+        lines.append(
+            f"concurrency: {adaptive}, limit peaked at {summary['peak_limit']}"
+            f" and ended at {summary['final_limit']}"
+        )
     for line, reason in summary["malformed_lines"]:
         lines.append(f"skipped malformed line {line}: {reason}")
     print("\n".join(lines), file=sys.stderr)

@@ -23,16 +23,23 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use thiserror::Error;
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc};
 
 /// How often the writer checks that OUTPUT is still the file it writes to.
 pub const IDENTITY_CHECK: Duration = Duration::from_millis(250);
 /// How long a stopped job waits for its reader thread (it may be stuck in a read).
 const READER_GRACE: Duration = Duration::from_secs(1);
+/// With `auto`, the requests read ahead are sized on at most this many in flight: the
+/// ceiling (1024 by default) is seldom reached, and buffering twice it would hold thousands
+/// of request bodies; parsing a line takes microseconds, so a few hundred keep up with any
+/// growth of the limit.
+const AUTO_READ_AHEAD: usize = 256;
 
+use crate::adaptive::ConcurrencyLimit;
 use crate::batch_jobs::BatchJobs;
 use crate::http::{
-    ApiError, Client, Endpoint, Provider, Request, RequestCounters, RequestDefaults,
+    ApiError, Client, Endpoint, Limiter, Observers, Permit, Provider, Request, RequestCounters,
+    RequestDefaults,
 };
 use crate::providers::AnyProvider;
 
@@ -42,7 +49,8 @@ pub struct JobConfig {
     pub output: PathBuf,
     /// The model and generation options added to every body that does not set them.
     pub defaults: RequestDefaults,
-    pub max_concurrency: usize,
+    /// A fixed number, or `auto`/`auto:N` (adaptive, see [`crate::adaptive`]).
+    pub max_concurrency: ConcurrencyLimit,
     /// Skip (and report) malformed input lines instead of stopping at the first.
     pub skip_malformed: bool,
 }
@@ -72,7 +80,8 @@ pub enum JobError {
 /// Counters read by the progress bar.
 #[derive(Debug, Default)]
 pub struct JobProgress {
-    pub requests: RequestCounters,
+    /// Shared with each request's permit, which keeps `limit` up to date (`auto`).
+    pub requests: Arc<RequestCounters>,
     pub skipped: AtomicUsize,
     pub malformed: AtomicUsize,
     pub tokens: AtomicU64,
@@ -93,6 +102,10 @@ pub struct Summary {
     pub skipped: usize,
     pub tokens: u64,
     pub seconds: f64,
+    /// The concurrency limit at the end, and the highest it reached (they differ with
+    /// `auto` only; `None`: no limit).
+    pub final_limit: Option<usize>,
+    pub peak_limit: Option<usize>,
 }
 
 struct Job {
@@ -145,8 +158,11 @@ pub async fn run_job(
     let input = open_input(&config)?;
     let stop = Arc::new(Stop::default());
 
-    let capacity = config.max_concurrency.max(1);
-    let (jobs_tx, mut jobs_rx) = mpsc::channel::<Job>(capacity * 2);
+    let read_ahead = match config.max_concurrency {
+        ConcurrencyLimit::Auto { ceiling } => ceiling.clamp(1, AUTO_READ_AHEAD),
+        limit => limit.most().unwrap_or(AUTO_READ_AHEAD).max(1),
+    };
+    let (jobs_tx, mut jobs_rx) = mpsc::channel::<Job>(read_ahead * 2);
     let reader_progress = Arc::clone(&progress);
     let reader_config = config.clone();
     let provider = client.provider().clone();
@@ -188,14 +204,26 @@ pub async fn run_job(
         }
     });
 
-    let permits = Arc::new(Semaphore::new(capacity));
+    // A fixed limit is a semaphore of that many permits, as before; `auto` adapts to the
+    // latencies and overloads the requests report through their permits.
+    let limiter = Limiter::new(config.max_concurrency);
+    let mut peak_limit = limiter.limit();
+    progress
+        .requests
+        .limit
+        .store(peak_limit.unwrap_or(0), Ordering::Relaxed);
     let mut tasks = tokio::task::JoinSet::new();
     let mut summary = Summary::default();
     let mut fatal = None;
     let mut failed_io = None;
     let mut number = 0u64;
     let mut input_open = true;
-    while input_open || !tasks.is_empty() {
+    // The next request, read but waiting for a permit. The request is read before its
+    // permit is taken (as `run_many` does), so that an adaptive limit times the request
+    // only, not a wait for the reader (which, at the start, made the no-load latency look
+    // slower than it is, and the limit overshoot twice the provider's capacity).
+    let mut pending: Option<Job> = None;
+    while input_open || pending.is_some() || !tasks.is_empty() {
         tokio::select! {
             biased;
             () = stop.notify.notified() => {
@@ -207,6 +235,7 @@ pub async fn run_job(
             }
             Some(finished) = tasks.join_next(), if !tasks.is_empty() => {
                 let Ok((line, outcome)) = finished else { continue };
+                peak_limit = peak_limit.max(limiter.limit());
                 if let Some(error) = record(&mut summary, outcome)
                     && fatal.is_none()
                 {
@@ -214,23 +243,27 @@ pub async fn run_job(
                     tasks.abort_all();
                     jobs_rx.close();
                     input_open = false;
+                    pending = None;
                 } else if lines_tx.send(line).is_err() {
                     break;
                 }
             }
-            next = next_job(&permits, &mut jobs_rx), if input_open => {
-                let Some((permit, job)) = next else {
-                    input_open = false;
-                    continue;
-                };
+            // Both branches are cancel-safe: a job received stays in `pending`, and a permit
+            // is only taken once there is a job for it.
+            next = jobs_rx.recv(), if input_open && pending.is_none() => {
+                match next {
+                    Some(job) => pending = Some(job),
+                    None => input_open = false,
+                }
+            }
+            permit = limiter.acquire(), if pending.is_some() => {
+                let Some(job) = pending.take() else { continue };
                 number += 1;
                 let client = Arc::clone(&client);
                 let progress = Arc::clone(&progress);
                 let id = number;
-                tasks.spawn(async move {
-                    let _permit = permit;
-                    send(&client, job, id, &progress).await
-                });
+                let permit = permit.reporting_to(&progress.requests);
+                tasks.spawn(async move { send(&client, job, id, &progress, permit).await });
             }
         }
     }
@@ -257,23 +290,14 @@ pub async fn run_job(
     summary.malformed_lines = malformed?;
     summary.skipped = progress.skipped.load(Ordering::Relaxed);
     summary.seconds = started.elapsed().as_secs_f64();
+    summary.final_limit = limiter.limit();
+    summary.peak_limit = peak_limit.max(summary.final_limit);
     Ok(summary)
 }
 
 enum Outcome {
     Succeeded(u64),
     Failed(String, ApiError),
-}
-
-/// A permit, then the next request (waiting for the permit first keeps the input unread
-/// while every permit is in use).
-async fn next_job(
-    permits: &Arc<Semaphore>,
-    jobs: &mut mpsc::Receiver<Job>,
-) -> Option<(tokio::sync::OwnedSemaphorePermit, Job)> {
-    let permit = Arc::clone(permits).acquire_owned().await.ok()?;
-    let job = jobs.recv().await?;
-    Some((permit, job))
 }
 
 /// Counts a finished request; returns the error if it makes the whole job pointless.
@@ -312,16 +336,20 @@ fn failure_kind(error: &ApiError) -> String {
     }
 }
 
+/// Sends one request under `permit`, which hears about its retries and its outcome as in
+/// the native client's dispatch (`run_many`), so that `auto` learns from every request.
 async fn send(
     client: &Client<AnyProvider>,
     job: Job,
     number: u64,
     progress: &JobProgress,
+    permit: Permit,
 ) -> (String, Outcome) {
-    let counters = &progress.requests;
+    let counters = progress.requests.as_ref();
     let result = counters
-        .track(client.send_raw(&job.request, counters))
+        .track(client.send_raw(&job.request, &Observers(counters, &permit)))
         .await;
+    permit.finish(&result);
     let id = format!("batch_req_{number}");
     match result {
         Ok((body, tokens)) => {
@@ -779,7 +807,7 @@ mod tests {
                 temperature: None,
                 top_p: None,
             },
-            max_concurrency: 1,
+            max_concurrency: ConcurrencyLimit::Fixed(1),
             skip_malformed: false,
         }
     }

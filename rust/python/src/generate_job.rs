@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use distilabel_rs_core::adaptive::{ConcurrencyLimit, InvalidConcurrency};
 use distilabel_rs_core::generate_job::{
     JobConfig, JobError, JobProgress, MalformedLines, Summary, append_results as append,
     batch_rows, run_job,
 };
 use distilabel_rs_core::http::RequestDefaults;
 use distilabel_rs_core::providers::AnyProvider;
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use tokio::task::AbortHandle;
@@ -19,6 +20,7 @@ use tokio::task::AbortHandle;
 use crate::batch_jobs::BatchJobs;
 use crate::client::NativeClient;
 use crate::errors::IntoPyErr;
+use crate::fanout::concurrency_limit;
 use crate::task::{Finished, runtime};
 
 type Outcome = Result<Summary, JobError>;
@@ -29,7 +31,7 @@ fn job_config(
     input: PathBuf,
     output: PathBuf,
     defaults: &Bound<'_, PyDict>,
-    max_concurrency: usize,
+    max_concurrency: ConcurrencyLimit,
     skip_malformed: bool,
 ) -> PyResult<JobConfig> {
     let get = |key: &str| {
@@ -56,7 +58,22 @@ fn job_config(
     })
 }
 
+/// The job's `max_concurrency`: as `NativeClient.start`'s, but a number is needed: with no
+/// limit, every line of the input would be in flight at once.
+fn job_concurrency(value: &Bound<'_, PyAny>) -> PyResult<ConcurrencyLimit> {
+    match concurrency_limit(Some(value))? {
+        ConcurrencyLimit::Unbounded => Err(PyValueError::new_err(format!(
+            "{} (a generate job needs a limit)",
+            InvalidConcurrency {
+                value: value.repr().map_or_else(|_| "?".into(), |r| r.to_string()),
+            }
+        ))),
+        limit => Ok(limit),
+    }
+}
+
 /// Starts the job: `input` JSONL requests to `output` JSONL results (see the CLI).
+/// `max_concurrency`: a positive number, `"auto"` or `"auto:N"` (adaptive, up to N).
 #[pyfunction]
 #[pyo3(signature = (client, input, output, *, defaults, max_concurrency, skip_malformed))]
 pub fn start_generate_job(
@@ -65,9 +82,10 @@ pub fn start_generate_job(
     input: PathBuf,
     output: PathBuf,
     defaults: &Bound<'_, PyDict>,
-    max_concurrency: usize,
+    max_concurrency: &Bound<'_, PyAny>,
     skip_malformed: bool,
 ) -> PyResult<GenerateJob> {
+    let max_concurrency = job_concurrency(max_concurrency)?;
     let config = job_config(input, output, defaults, max_concurrency, skip_malformed)?;
     let progress = Arc::new(JobProgress::default());
     let finished = Arc::new(Finished::<Outcome>::default());
@@ -98,7 +116,13 @@ pub fn batch_rows_from_file<'py>(
     defaults: &Bound<'_, PyDict>,
     skip_malformed: bool,
 ) -> PyResult<(Vec<Bound<'py, PyBytes>>, MalformedLines)> {
-    let config = job_config(input, PathBuf::new(), defaults, 1, skip_malformed)?;
+    let config = job_config(
+        input,
+        PathBuf::new(),
+        defaults,
+        ConcurrencyLimit::Fixed(1),
+        skip_malformed,
+    )?;
     let provider: &AnyProvider = client.inner.provider();
     let (rows, malformed) = py
         .detach(|| batch_rows(&config, provider, jobs.inner()))
@@ -148,8 +172,23 @@ impl GenerateJob {
         self.abort.abort();
     }
 
-    /// `(total read, done, failed, retried, in_flight, skipped, malformed, tokens)`.
-    fn progress(&self) -> (usize, usize, usize, usize, usize, usize, usize, u64) {
+    /// `(total read, done, failed, retried, in_flight, skipped, malformed, tokens, limit)`;
+    /// `limit`: the concurrency limit in force (it moves with `auto`), `None` until the job
+    /// started.
+    #[allow(clippy::type_complexity)]
+    fn progress(
+        &self,
+    ) -> (
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        u64,
+        Option<usize>,
+    ) {
         let (total, done, failed, retried, in_flight) = self.progress.requests.snapshot();
         (
             total,
@@ -160,6 +199,7 @@ impl GenerateJob {
             self.progress.skipped.load(Ordering::Relaxed),
             self.progress.malformed.load(Ordering::Relaxed),
             self.progress.tokens.load(Ordering::Relaxed),
+            self.progress.requests.limit(),
         )
     }
 
@@ -183,6 +223,8 @@ impl GenerateJob {
         out.set_item("skipped", summary.skipped)?;
         out.set_item("tokens", summary.tokens)?;
         out.set_item("seconds", summary.seconds)?;
+        out.set_item("final_limit", summary.final_limit)?;
+        out.set_item("peak_limit", summary.peak_limit)?;
         Ok(out)
     }
 }
