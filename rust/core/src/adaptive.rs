@@ -36,10 +36,10 @@
 //!   latency of [`TARGET`] times the no-load latency (Vegas: the requests beyond that are
 //!   waiting, not running), by at most half. Latency below [`GROW_BELOW`] times the no-load
 //!   latency, with the limit in use, means room: the limit grows by its square root (quick at
-//!   first, careful near a large limit); while no decrease has held (slow start ended on a
-//!   latency rise within the tolerance, or decreases did not bring the latency down: a
-//!   client short of CPU, a slower provider, not a queue there) by a quarter of it
-//!   ([`CAUTIOUS_GROWTH`], HyStart++'s conservative slow start). In between, it holds.
+//!   first, careful near a large limit); before any decrease (slow start ended on a latency
+//!   rise within the tolerance, e.g. a client short of CPU, not a queue at the provider) by
+//!   a quarter of it ([`CAUTIOUS_GROWTH`], HyStart++'s conservative slow start). In between,
+//!   it holds.
 //! - **A slower provider is not a queue**: when a decrease for latency did not bring the
 //!   latency down (by [`IMPROVED`]) for [`STUCK_ROUNDS`] rounds, the provider itself got
 //!   slower (longer outputs, a busier model): that latency becomes the no-load latency,
@@ -76,8 +76,8 @@ pub const TARGET: f64 = 1.2;
 /// Below this multiple of the no-load latency the limit grows.
 pub const GROW_BELOW: f64 = 1.2;
 /// After slow start ended without a decrease (the latency rose, but within the tolerance),
-/// or when a decrease did not bring the latency down, the steady state grows by this
-/// fraction of the limit per round, until a decrease that holds (then by its square root).
+/// the steady state grows by this fraction of the limit per round until the first decrease
+/// (then by its square root).
 pub const CAUTIOUS_GROWTH: f64 = 0.25;
 /// A decrease keeps at least this fraction of the limit.
 pub const MAX_DECREASE: f64 = 0.5;
@@ -224,9 +224,6 @@ pub struct AdaptiveLimit {
     cut_ratio: Option<f64>,
     /// Rounds since that decrease in which the latency did not come down.
     stuck_rounds: u32,
-    /// Whether a decrease that held (an overload, or a latency that came down) showed a
-    /// limit at the provider: growth is then by square roots, else by quarters.
-    limited: bool,
 }
 
 impl AdaptiveLimit {
@@ -248,7 +245,6 @@ impl AdaptiveLimit {
             decreases: 0,
             cut_ratio: None,
             stuck_rounds: 0,
-            limited: false,
         }
     }
 
@@ -449,12 +445,11 @@ impl AdaptiveLimit {
             self.cut_ratio = None;
             self.stuck_rounds = 0;
             if ratio < GROW_BELOW && in_use {
-                // Square-root steps near a limit that was decreased; before any decrease,
-                // or after decreases that did not bring the latency down (slow start ended on
-                // a latency that rose for another reason than a queue at the provider, e.g.
-                // the client's own CPU), a quarter of the limit, as in HyStart++'s
-                // conservative slow start.
-                let step = if !self.limited {
+                // Square-root steps near a limit that was decreased; before any decrease
+                // (slow start ended on a latency that rose but stayed in the tolerance, e.g.
+                // the client's own CPU, not the provider's queue), a quarter of the limit,
+                // as in HyStart++'s conservative slow start: no queue seen yet.
+                let step = if self.decreases == 0 {
                     (self.limit * CAUTIOUS_GROWTH).max(self.limit.sqrt())
                 } else {
                     self.limit.sqrt()
@@ -477,8 +472,6 @@ impl AdaptiveLimit {
                     self.window_rounds = 0;
                     self.cut_ratio = None;
                     self.stuck_rounds = 0;
-                    // The decrease did not help: no limit at the provider was found.
-                    self.limited = false;
                 }
             }
             None => self.decrease_for_latency(ratio, now),
@@ -501,7 +494,6 @@ impl AdaptiveLimit {
 
     fn decrease(&mut self, factor: f64, now: f64) {
         self.limit = (self.limit * factor).max(1.0);
-        self.limited = true;
         self.epoch = now;
         self.recent = None;
         self.round = Round {
