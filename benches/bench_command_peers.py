@@ -5,6 +5,8 @@ requests, in one run.
         [--requests-latency 5000] [--latency-ms 200] [--concurrency 64] [--repeat 3]
         [--tools command,aiohttp,openai,openai-aiohttp,litellm,curator] [--no-install]
     .venv/bin/python benches/bench_command_peers.py --fraction 5   # the command against wrk
+    .venv/bin/python benches/bench_command_peers.py --quick        # every tool, small inputs,
+                                                                   # one run each (minutes)
 
 The tools, all on the same input (a JSONL of N OpenAI Batch API chat requests), against the
 same local server (the Rust mock of `distilabel_rs._core.MockServer`, in its own process, a
@@ -647,7 +649,18 @@ def main() -> None:
         metavar="PAIRS",
         help="only the command against wrk at 0 ms, in PAIRS alternating runs",
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a check that everything runs: 2,000 requests at 0 ms, 1,000 at --latency-ms,"
+        " one run per tool, wrk for 3 s (and 3 pairs with --fraction)",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.requests_zero, args.requests_latency = 2_000, 1_000
+        args.repeat, args.wrk_seconds = 1, 3
+        if args.fraction:
+            args.fraction = min(args.fraction, 3)
 
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not installed (`apt-get install wrk`)")
