@@ -36,10 +36,7 @@
 //!   latency of [`TARGET`] times the no-load latency (Vegas: the requests beyond that are
 //!   waiting, not running), by at most half. Latency below [`GROW_BELOW`] times the no-load
 //!   latency, with the limit in use, means room: the limit grows by its square root (quick at
-//!   first, careful near a large limit); before any decrease (slow start ended on a latency
-//!   rise within the tolerance, e.g. a client short of CPU, not a queue at the provider) by
-//!   a quarter of it ([`CAUTIOUS_GROWTH`], HyStart++'s conservative slow start). In between,
-//!   it holds.
+//!   first, careful near a large limit). In between, it holds.
 //! - **A slower provider is not a queue**: when a decrease for latency did not bring the
 //!   latency down (by [`IMPROVED`]) for [`STUCK_ROUNDS`] rounds, the provider itself got
 //!   slower (longer outputs, a busier model): that latency becomes the no-load latency,
@@ -75,10 +72,6 @@ pub const TOLERANCE: f64 = 1.5;
 pub const TARGET: f64 = 1.2;
 /// Below this multiple of the no-load latency the limit grows.
 pub const GROW_BELOW: f64 = 1.2;
-/// After slow start ended without a decrease (the latency rose, but within the tolerance),
-/// the steady state grows by this fraction of the limit per round until the first decrease
-/// (then by its square root).
-pub const CAUTIOUS_GROWTH: f64 = 0.25;
 /// A decrease keeps at least this fraction of the limit.
 pub const MAX_DECREASE: f64 = 0.5;
 /// The no-load latency is the minimum over the last two windows of this many rounds.
@@ -445,16 +438,7 @@ impl AdaptiveLimit {
             self.cut_ratio = None;
             self.stuck_rounds = 0;
             if ratio < GROW_BELOW && in_use {
-                // Square-root steps near a limit that was decreased; before any decrease
-                // (slow start ended on a latency that rose but stayed in the tolerance, e.g.
-                // the client's own CPU, not the provider's queue), a quarter of the limit,
-                // as in HyStart++'s conservative slow start: no queue seen yet.
-                let step = if self.decreases == 0 {
-                    (self.limit * CAUTIOUS_GROWTH).max(self.limit.sqrt())
-                } else {
-                    self.limit.sqrt()
-                };
-                self.limit = (self.limit + step.max(1.0)).min(self.ceiling);
+                self.limit = (self.limit + self.limit.sqrt().max(1.0)).min(self.ceiling);
             }
             return;
         }
