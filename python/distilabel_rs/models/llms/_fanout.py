@@ -243,6 +243,9 @@ async def fan_out(
             else:
                 await _run_workers(list(pool))
         finally:
+            # `worker` refers to itself (it starts more workers): a cycle that would keep
+            # every raw result alive until the next full collection.
+            del worker
             if reporter is not None:
                 await reporter.stop()
         if per_input:
