@@ -228,7 +228,7 @@ async def fan_out(
                 if adaptive:
                     # A grown limit: start the workers it allows.
                     for _ in range(workers_wanted() - len(pool)):
-                        pool.add(asyncio.ensure_future(worker()))
+                        pool.add(asyncio.ensure_future(worker()))  # noqa: F821 (del at the end)
 
     reporter = ProgressReporter.create(
         scheduler.progress, settings.progress_callback, settings.progress_bar
