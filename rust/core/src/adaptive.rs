@@ -36,7 +36,10 @@
 //!   latency of [`TARGET`] times the no-load latency (Vegas: the requests beyond that are
 //!   waiting, not running), by at most half. Latency below [`GROW_BELOW`] times the no-load
 //!   latency, with the limit in use, means room: the limit grows by its square root (quick at
-//!   first, careful near a large limit). In between, it holds.
+//!   first, careful near a large limit), but only up to just below the limit at which the
+//!   last decrease happened; there it probes one request more per round, and a round at that
+//!   limit with room to spare forgets it (CUBIC's idea: the provider is full near where it
+//!   last said so). In between, it holds.
 //! - **A slower provider is not a queue**: when a decrease for latency did not bring the
 //!   latency down (by [`IMPROVED`]) for [`STUCK_ROUNDS`] rounds, the provider itself got
 //!   slower (longer outputs, a busier model): that latency becomes the no-load latency,
@@ -217,6 +220,10 @@ pub struct AdaptiveLimit {
     cut_ratio: Option<f64>,
     /// Rounds since that decrease in which the latency did not come down.
     stuck_rounds: u32,
+    /// The limit at which the last decrease happened: steady-state growth slows down below
+    /// it (a round with a latency just under the tolerance at, say, 15 of a provider that
+    /// holds 16 must not grow the limit by 4 into its 429s).
+    cut_limit: Option<f64>,
 }
 
 impl AdaptiveLimit {
@@ -238,6 +245,7 @@ impl AdaptiveLimit {
             decreases: 0,
             cut_ratio: None,
             stuck_rounds: 0,
+            cut_limit: None,
         }
     }
 
@@ -438,7 +446,7 @@ impl AdaptiveLimit {
             self.cut_ratio = None;
             self.stuck_rounds = 0;
             if ratio < GROW_BELOW && in_use {
-                self.limit = (self.limit + self.limit.sqrt().max(1.0)).min(self.ceiling);
+                self.grow();
             }
             return;
         }
@@ -462,6 +470,23 @@ impl AdaptiveLimit {
         }
     }
 
+    /// Steady-state growth: by the square root of the limit, up to just below the limit of
+    /// the last decrease, then one at a time up to it; a round with room at that limit
+    /// means the provider takes more now.
+    fn grow(&mut self) {
+        let step = self.limit.sqrt().max(1.0);
+        let grown = match self.cut_limit {
+            Some(cut) if self.limit + 1.0 < cut => (self.limit + step).min(cut - 1.0),
+            Some(cut) if self.limit < cut => self.limit + 1.0,
+            Some(_) => {
+                self.cut_limit = None;
+                self.limit + step
+            }
+            None => self.limit + step,
+        };
+        self.limit = grown.min(self.ceiling);
+    }
+
     /// Whether the limit was in use: at least half of it in flight at some point.
     fn in_use(&self, peak_in_flight: usize) -> bool {
         #[allow(clippy::cast_precision_loss)]
@@ -477,6 +502,7 @@ impl AdaptiveLimit {
     }
 
     fn decrease(&mut self, factor: f64, now: f64) {
+        self.cut_limit = Some(self.limit.floor());
         self.limit = (self.limit * factor).max(1.0);
         self.epoch = now;
         self.recent = None;

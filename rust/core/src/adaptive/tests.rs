@@ -369,3 +369,23 @@ fn a_fixed_limit_above_twice_the_capacity_storms() {
     let run = simulate(1000, 8, 0.05, Some(64));
     assert!(run.rejected > 100, "{run:?}");
 }
+
+#[test]
+fn growth_slows_down_below_the_limit_of_the_last_decrease() {
+    let mut limit = AdaptiveLimit::new(10_000);
+    // Slow start: a round that only measures, then 8 -> 16 -> 32.
+    let mut now = run_rounds(&mut limit, 3, 0.0, 0.1);
+    assert_eq!(limit.limit(), 32);
+    let ticket = limit.on_start(now);
+    limit.on_overload(ticket, now); // at 32: halved to 16, and 32 remembered
+    assert_eq!(limit.limit(), 16);
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        now = run_rounds(&mut limit, 1, now, 0.1);
+        seen.push(limit.limit());
+    }
+    // By its square root up to just below 32, then one at a time up to it; a round with
+    // room at 32 forgets it, and growth by the square root resumes.
+    assert_eq!(seen[..5], [20, 24, 29, 31, 32], "{seen:?}");
+    assert!(seen[5] >= 37, "{seen:?}");
+}
