@@ -4,45 +4,22 @@
 // Helpers of these tests panic on setup failures, like the tests themselves.
 #![allow(clippy::expect_used)]
 
+mod capacity;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use distilabel_rs_core::adaptive::ConcurrencyLimit;
 use distilabel_rs_core::http::{
-    ApiError, Client, ClientConfig, Endpoint, Limiter, Request, RequestCounters, is_overload,
-    run_many, run_many_limited,
+    ApiError, Client, Endpoint, Limiter, Request, RequestCounters, is_overload, run_many,
+    run_many_limited,
 };
-use distilabel_rs_core::limits::RetryPolicy;
 use distilabel_rs_core::providers::openai::OpenAi;
-use distilabel_rs_mock::{CapacityModel, MockServer};
+use distilabel_rs_mock::MockServer;
 use serde_json::json;
 
-async fn server(capacity: usize, latency_ms: u64) -> MockServer {
-    MockServer::start_with_options(
-        false,
-        None,
-        Some(CapacityModel {
-            capacity: Some(capacity),
-            base_latency: Duration::from_millis(latency_ms),
-        }),
-    )
-    .await
-    .expect("server")
-}
-
 fn client(server: &MockServer) -> Arc<Client<OpenAi>> {
-    let config = ClientConfig {
-        api_key: Some("sk-test".into()),
-        timeout: Duration::from_secs(30),
-        retry: RetryPolicy {
-            max_retries: 8,
-            base_seconds: 0.01,
-            cap_seconds: 0.1,
-        },
-        pool_size: 256,
-        ..ClientConfig::new(format!("{}/v1", server.origin()))
-    };
-    Client::new(OpenAi::default(), &config).expect("client")
+    Client::new(OpenAi::default(), &capacity::config(server)).expect("client")
 }
 
 fn requests(count: usize) -> Vec<Request> {
@@ -57,7 +34,7 @@ fn requests(count: usize) -> Vec<Request> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_finds_the_capacity_without_a_429_storm() {
-    let server = server(8, 20).await;
+    let server = capacity::server(8, 20).await;
     let counters = Arc::new(RequestCounters::default());
     let results = run_many(
         client(&server),
@@ -81,7 +58,7 @@ async fn auto_finds_the_capacity_without_a_429_storm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fixed_limit_beyond_twice_the_capacity_is_refused() {
-    let server = server(4, 20).await;
+    let server = capacity::server(4, 20).await;
     let counters = Arc::new(RequestCounters::default());
     run_many(
         client(&server),
@@ -97,7 +74,7 @@ async fn a_fixed_limit_beyond_twice_the_capacity_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_limiter_carries_the_limit_over_to_the_next_call() {
-    let server = server(1000, 10).await;
+    let server = capacity::server(1000, 10).await;
     let client = client(&server);
     let limiter = Limiter::new(ConcurrencyLimit::Auto { ceiling: 512 });
     assert_eq!(limiter.limit(), Some(8));

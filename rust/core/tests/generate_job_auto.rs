@@ -5,46 +5,22 @@
 // Helpers of these tests panic on setup failures, like the tests themselves.
 #![allow(clippy::expect_used)]
 
+mod capacity;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use distilabel_rs_core::adaptive::{ConcurrencyLimit, INITIAL_LIMIT};
 use distilabel_rs_core::generate_job::{JobConfig, JobProgress, Summary, run_job};
-use distilabel_rs_core::http::{Client, ClientConfig, RequestDefaults};
-use distilabel_rs_core::limits::RetryPolicy;
+use distilabel_rs_core::http::{Client, RequestDefaults};
 use distilabel_rs_core::providers::AnyProvider;
-use distilabel_rs_mock::{CapacityModel, MockServer};
+use distilabel_rs_mock::MockServer;
 use serde_json::{Value, json};
 
-async fn server(capacity: usize, latency_ms: u64) -> MockServer {
-    MockServer::start_with_options(
-        false,
-        None,
-        Some(CapacityModel {
-            capacity: Some(capacity),
-            base_latency: Duration::from_millis(latency_ms),
-        }),
-    )
-    .await
-    .expect("server")
-}
-
 fn client(server: &MockServer) -> Arc<Client<AnyProvider>> {
-    let config = ClientConfig {
-        api_key: Some("sk-test".into()),
-        timeout: Duration::from_secs(30),
-        retry: RetryPolicy {
-            max_retries: 8,
-            base_seconds: 0.01,
-            cap_seconds: 0.1,
-        },
-        pool_size: 256,
-        ..ClientConfig::new(format!("{}/v1", server.origin()))
-    };
     let provider = AnyProvider::from_spec("openai", &json!({})).expect("provider");
-    Client::new(provider, &config).expect("client")
+    Client::new(provider, &capacity::config(server)).expect("client")
 }
 
 /// A fresh directory holding an input of `count` chat records.
@@ -111,7 +87,7 @@ fn rows(output: &Path, count: usize) -> HashMap<String, Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_grows_to_the_capacity_without_a_429_storm() {
-    let server = server(32, 20).await;
+    let server = capacity::server(32, 20).await;
     let count = 1500;
     let (summary, progress, rows) = run(
         &server,
@@ -141,7 +117,7 @@ async fn auto_grows_to_the_capacity_without_a_429_storm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fixed_limit_stays_put_and_is_reported() {
-    let server = server(1000, 5).await;
+    let server = capacity::server(1000, 5).await;
     let (summary, progress, _) = run(&server, "fixed", 200, ConcurrencyLimit::Fixed(7)).await;
     assert_eq!(summary.succeeded, 200);
     assert_eq!(summary.peak_limit, Some(7));
