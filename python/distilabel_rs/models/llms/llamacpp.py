@@ -15,7 +15,10 @@ from distilabel_rs.mixins.runtime_parameters import RuntimeParameter
 from distilabel_rs.models.llms._sdk import install_hint
 from distilabel_rs.models.llms.base import LLM
 from distilabel_rs.models.llms.utils import prepare_output
-from distilabel_rs.models.mixins.magpie import MagpieChatTemplateMixin
+from distilabel_rs.models.mixins.magpie import (
+    MagpieChatTemplateMixin,
+    require_tokenizer_for_magpie,
+)
 from distilabel_rs.typing import FormattedInput, GenerateOutput, OutlinesStructuredOutputType
 
 if TYPE_CHECKING:
@@ -123,11 +126,7 @@ class LlamaCppLLM(LLM, MagpieChatTemplateMixin):
     @model_validator(mode="after")
     def validate_magpie_usage(self) -> Self:
         """Magpie renders the prompt itself, with the tokenizer of `tokenizer_id`."""
-        if self.use_magpie_template and self.tokenizer_id is None:
-            raise ValueError(
-                "`use_magpie_template` cannot be `True` if `tokenizer_id` is `None`. Please,"
-                " set a `tokenizer_id` and try again."
-            )
+        require_tokenizer_for_magpie(self.use_magpie_template, self.tokenizer_id)
         return self
 
     def load(self) -> None:

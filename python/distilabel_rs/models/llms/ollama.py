@@ -23,7 +23,10 @@ from typing_extensions import Self, TypedDict
 
 from distilabel_rs.mixins.runtime_parameters import RuntimeParameter
 from distilabel_rs.models.llms._native import NativeLLM, Request
-from distilabel_rs.models.mixins.magpie import MagpieChatTemplateMixin
+from distilabel_rs.models.mixins.magpie import (
+    MagpieChatTemplateMixin,
+    require_tokenizer_for_magpie,
+)
 from distilabel_rs.typing import GenerateOutput, InstructorStructuredOutputType, StandardInput
 
 __all__ = ["OllamaLLM", "Options"]
@@ -153,11 +156,7 @@ class OllamaLLM(NativeLLM, MagpieChatTemplateMixin):
     @model_validator(mode="after")
     def validate_magpie_usage(self) -> Self:
         """The Magpie template needs a chat template: `tokenizer_id` must be set."""
-        if self.use_magpie_template and self.tokenizer_id is None:
-            raise ValueError(
-                "`use_magpie_template` cannot be `True` if `tokenizer_id` is `None`. Please,"
-                " set a `tokenizer_id` and try again."
-            )
+        require_tokenizer_for_magpie(self.use_magpie_template, self.tokenizer_id)
         return self
 
     def load(self) -> None:

@@ -4,7 +4,7 @@ With distilabel installed, the mixin also derives from distilabel's, so that dis
 `Magpie` task accepts distilabel_rs LLMs that use it (it checks with `isinstance`).
 """
 
-from typing import TYPE_CHECKING, Dict, Literal, Tuple, Union
+from typing import TYPE_CHECKING, Dict, Literal, Optional, Tuple, Union
 
 from pydantic import BaseModel, field_validator, model_validator
 from typing_extensions import Self
@@ -27,6 +27,17 @@ MAGPIE_PRE_QUERY_TEMPLATES: Dict[MagpieAvailablePreQueryTemplates, str] = {
     "llama3": "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n",
     "qwen2": "<|im_start|>user\n",
 }
+
+
+def require_tokenizer_for_magpie(use_magpie_template: bool, tokenizer_id: Optional[str]) -> None:
+    """Raises distilabel's error when the Magpie template is asked for without the
+    `tokenizer_id` that renders it client-side (LLMs of a server API)."""
+    if use_magpie_template and tokenizer_id is None:
+        raise ValueError(
+            "`use_magpie_template` cannot be `True` if `tokenizer_id` is `None`. Please,"
+            " set a `tokenizer_id` and try again."
+        )
+
 
 _DISTILABEL_MIXIN = counterpart("models.mixins.magpie", "MagpieChatTemplateMixin")
 _BASES: Tuple[type, ...] = _DISTILABEL_MIXIN or (BaseModel,)

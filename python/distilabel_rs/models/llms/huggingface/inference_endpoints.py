@@ -46,7 +46,10 @@ from distilabel_rs.mixins.runtime_parameters import RuntimeParameter
 from distilabel_rs.models.base_clients.inference_endpoints import InferenceEndpointsBaseClient
 from distilabel_rs.models.llms._native import NativeLLM, Request
 from distilabel_rs.models.llms.utils import compute_tokens
-from distilabel_rs.models.mixins.magpie import MagpieChatTemplateMixin
+from distilabel_rs.models.mixins.magpie import (
+    MagpieChatTemplateMixin,
+    require_tokenizer_for_magpie,
+)
 from distilabel_rs.typing import FormattedInput, GenerateOutput
 
 if TYPE_CHECKING:
@@ -202,11 +205,7 @@ class InferenceEndpointsLLM(InferenceEndpointsBaseClient, NativeLLM, MagpieChatT
                 " ignored or overwritten with the one generated from either of those args, for"
                 " serverless or dedicated inference endpoints, respectively."
             )
-        if self.use_magpie_template and self.tokenizer_id is None:
-            raise ValueError(
-                "`use_magpie_template` cannot be `True` if `tokenizer_id` is `None`. Please,"
-                " set a `tokenizer_id` and try again."
-            )
+        require_tokenizer_for_magpie(self.use_magpie_template, self.tokenizer_id)
         if self.model_id and self.tokenizer_id is None and self.structured_output is not None:
             self.tokenizer_id = self.model_id
         if self.base_url and not (self.model_id or self.endpoint_name):
