@@ -354,10 +354,10 @@ async fn send(
     match result {
         Ok((body, tokens)) => {
             progress.tokens.fetch_add(tokens, Ordering::Relaxed);
-            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let line = json!({"id": id, "custom_id": job.custom_id,
-                "response": {"status_code": 200, "body": body}, "error": null});
-            (line.to_string(), Outcome::Succeeded(tokens))
+            (
+                success_line(&id, &job.custom_id, &body),
+                Outcome::Succeeded(tokens),
+            )
         }
         Err(error) => {
             let kind = failure_kind(&error);
@@ -661,10 +661,12 @@ pub fn batch_rows(
     Ok((rows, malformed))
 }
 
-/// Appends each line to OUTPUT as it comes (one write per line, so that a kill leaves
-/// whole lines). Stops at the first failing write, removing the part of the line it wrote;
-/// checks every [`IDENTITY_CHECK`] that OUTPUT is still the file being written (a deleted or
-/// moved file would swallow every later line); syncs at the end.
+/// Appends each line to OUTPUT as it comes: the lines waiting when a write starts go in
+/// that one write (a syscall per line was a fifth of the job's CPU at 10k requests/s; none
+/// waits for more to arrive). Stops at the first failing write, keeping the whole lines it
+/// wrote and removing the part of a line; checks every [`IDENTITY_CHECK`] that OUTPUT is
+/// still the file being written (a deleted or moved file would swallow every later line);
+/// syncs at the end.
 fn write_output(
     mut output: File,
     path: &Path,
@@ -682,22 +684,31 @@ fn write_output(
         0
     };
     let mut checked = Instant::now();
+    let mut waiting = String::new();
     loop {
         let line = match lines.recv_timeout(IDENTITY_CHECK) {
             Ok(line) => Some(line),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         };
-        if let Some(mut line) = line {
-            line.push('\n');
-            if let Err(source) = output.write_all(line.as_bytes()) {
+        if let Some(line) = line {
+            waiting.clear();
+            waiting.push_str(&line);
+            waiting.push('\n');
+            while waiting.len() < WRITE_BATCH_BYTES
+                && let Ok(line) = lines.try_recv()
+            {
+                waiting.push_str(&line);
+                waiting.push('\n');
+            }
+            if let Err((kept, source)) = write_lines(&mut output, waiting.as_bytes()) {
                 if regular {
-                    // Best effort: the cut line would be dropped on resume anyway.
-                    let _ = output.set_len(length);
+                    // Best effort: a cut line would be dropped on resume anyway.
+                    let _ = output.set_len(length + kept);
                 }
                 return Err(failed(source));
             }
-            length += line.len() as u64;
+            length += waiting.len() as u64;
         }
         if regular && checked.elapsed() >= IDENTITY_CHECK {
             checked = Instant::now();
@@ -709,6 +720,51 @@ fn write_output(
         still_there(&output, path)?;
         // Errors a filesystem reports only when data reaches the disk surface here.
         output.sync_data().map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// The output line of a 2xx answer. The body goes in as the server sent it when it is one
+/// line of valid JSON (it is, for compact JSON: raw newlines in JSON can only be whitespace
+/// between tokens); parsing it into a tree and printing it again was a fifth of the job's
+/// CPU per request.
+fn success_line(id: &str, custom_id: &str, body: &[u8]) -> String {
+    let one_line = !body.iter().any(|byte| matches!(byte, b'\n' | b'\r'));
+    if one_line
+        && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+        && let (Ok(body), Ok(custom_id)) =
+            (std::str::from_utf8(body), serde_json::to_string(custom_id))
+    {
+        return format!(
+            r#"{{"id":"{id}","custom_id":{custom_id},"response":{{"status_code":200,"body":{body}}},"error":null}}"#
+        );
+    }
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    json!({"id": id, "custom_id": custom_id,
+        "response": {"status_code": 200, "body": body}, "error": null})
+    .to_string()
+}
+
+/// The most bytes of waiting lines joined into one write.
+const WRITE_BATCH_BYTES: usize = 1 << 20;
+
+/// Writes `lines` (each ending in a newline); on a failure, the error with the length of
+/// the whole lines written before it.
+fn write_lines(output: &mut impl Write, lines: &[u8]) -> Result<(), (u64, std::io::Error)> {
+    let whole = |written: usize| {
+        lines[..written]
+            .iter()
+            .rposition(|byte| *byte == b'\n')
+            .map_or(0, |end| end as u64 + 1)
+    };
+    let mut written = 0;
+    while written < lines.len() {
+        match output.write(&lines[written..]) {
+            Ok(0) => return Err((whole(written), std::io::ErrorKind::WriteZero.into())),
+            Ok(count) => written += count,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err((whole(written), error)),
+        }
     }
     Ok(())
 }
@@ -778,6 +834,76 @@ pub fn append_results<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_success_line_is_the_same_json_whether_the_body_is_copied_or_reprinted() {
+        let compact = br#"{"choices":[{"message":{"content":"a \"quoted\"\nline"}}],"usage":{"total_tokens":7}}"#;
+        let pretty = b"{\n  \"choices\": [],\r\n  \"usage\": {\"total_tokens\": 7}\n}";
+        for (body, custom_id) in [
+            (&compact[..], "plain"),
+            (&pretty[..], "with \"quotes\" and \\"),
+            (&b"not json"[..], "x"),
+        ] {
+            let line = success_line("batch_req_1", custom_id, body);
+            assert!(!line.contains('\n'), "{line}");
+            let parsed: Value = serde_json::from_str(&line).expect("a JSON line");
+            let expected_body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            assert_eq!(
+                parsed,
+                json!({"id": "batch_req_1", "custom_id": custom_id,
+                    "response": {"status_code": 200, "body": expected_body}, "error": null})
+            );
+        }
+    }
+
+    /// A writer that takes `room` bytes, then fails with EIO (a failing disk).
+    struct FailingWriter {
+        written: Vec<u8>,
+        room: usize,
+    }
+
+    impl Write for FailingWriter {
+        fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::Error::from_raw_os_error(5));
+            }
+            let count = buffer.len().min(self.room);
+            self.written.extend_from_slice(&buffer[..count]);
+            self.room -= count;
+            Ok(count)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_failing_mid_batch_reports_the_whole_lines_written() {
+        let lines = b"{\"a\":1}\n{\"b\":22}\n{\"c\":333}\n";
+        for room in 0..lines.len() {
+            let mut writer = FailingWriter {
+                written: Vec::new(),
+                room,
+            };
+            let (kept, error) = write_lines(&mut writer, lines).expect_err("EIO");
+            assert_eq!(error.raw_os_error(), Some(5));
+            let kept = usize::try_from(kept).expect("small");
+            // What is kept is what was written, up to its last whole line.
+            assert!(kept <= room && lines[..kept].ends_with(b"\n") || kept == 0);
+            assert!(
+                !lines[kept..room].contains(&b'\n'),
+                "room {room}: kept {kept}"
+            );
+            assert_eq!(&writer.written[..kept], &lines[..kept]);
+        }
+        let mut writer = FailingWriter {
+            written: Vec::new(),
+            room: usize::MAX,
+        };
+        assert!(write_lines(&mut writer, lines).is_ok());
+        assert_eq!(writer.written, lines);
+    }
 
     /// A reader that fails with EIO after `good` bytes (a failing disk).
     struct FailingAfter {

@@ -45,6 +45,8 @@ pub(crate) struct Directives {
     pub redirects: Option<u32>,
     pub redirect_status: Option<u16>,
     pub redirect_host: Option<String>,
+    /// Answer with `Connection: close` (the server closes the connection after it).
+    pub close: bool,
 }
 
 impl Directives {
@@ -105,6 +107,7 @@ pub(crate) fn directives(text: &str) -> Directives {
             "redirects" => found.redirects = value.parse().ok(),
             "redirect_status" => found.redirect_status = value.parse().ok(),
             "redirect_host" => found.redirect_host = Some(value.to_owned()),
+            "close" => found.close = true,
             _ => {}
         }
     }
@@ -268,6 +271,16 @@ fn redirect(state: &State, call: &Call<'_>, script: &Directives) -> Option<Reply
 /// connection (`reset_mid_body`), sent slowly (`trickle_ms`), or replaced by a huge body
 /// (`huge_mb`).
 pub(crate) fn answer(script: &Directives, payload: &Value) -> Reply {
+    let mut reply = answer_body(script, payload);
+    if script.close {
+        reply
+            .headers_mut()
+            .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    reply
+}
+
+fn answer_body(script: &Directives, payload: &Value) -> Reply {
     if let Some(megabytes) = script.huge_mb {
         return huge(megabytes, script.content_length);
     }

@@ -20,7 +20,8 @@
 //!   that are not UTF-8), `error_200` (the API's error body with status 200),
 //!   `redirect_loop` (307s back and forth between two addresses), `redirects=3` (307s to
 //!   new addresses that many times, then the answer; `redirect_status=301` and
-//!   `redirect_host=localhost` change the status and the host redirected to).
+//!   `redirect_host=localhost` change the status and the host redirected to), `close`
+//!   (the answer says `Connection: close`, and the connection ends after it).
 //!
 //! `times=N` applies to every fault: the first N attempts with this text misbehave, later
 //! ones are answered normally.
@@ -81,6 +82,8 @@ pub struct RecordedRequest {
 #[derive(Debug)]
 pub(crate) struct State {
     requests: AtomicUsize,
+    /// Connections accepted so far.
+    connections: AtomicUsize,
     in_flight: AtomicUsize,
     /// The most requests answered at once so far; `hold=N` waits for it to reach N (it only
     /// grows, so no waiter can miss the moment).
@@ -105,6 +108,7 @@ impl Default for State {
     fn default() -> Self {
         Self {
             requests: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             peak_in_flight: watch::Sender::new(0),
             attempts: Mutex::default(),
@@ -289,6 +293,7 @@ impl MockServer {
                     _ = stopped.changed() => return,
                 };
                 let Ok((stream, _)) = accepted else { continue };
+                server_state.connections.fetch_add(1, Ordering::Relaxed);
                 let _ = stream.set_nodelay(true);
                 let state = Arc::clone(&server_state);
                 let stopped = stopped.clone();
@@ -330,6 +335,11 @@ impl MockServer {
     /// Requests received so far.
     pub fn requests(&self) -> usize {
         self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::Relaxed)
     }
 
     /// The most requests that were being answered at once.

@@ -7,6 +7,7 @@ pub mod client;
 pub mod completion;
 pub mod dispatch;
 pub mod error;
+mod http1;
 pub mod provider;
 pub mod retry_hint;
 

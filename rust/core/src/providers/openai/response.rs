@@ -162,9 +162,20 @@ pub fn parse_text(body: &[u8]) -> Result<Completion, ApiError> {
 
 /// The total tokens a response body reports (0 without usage); fails if it is not JSON.
 pub fn total_tokens(body: &[u8]) -> Result<u64, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| invalid(&e))?;
-    let usage = value.get("usage");
-    let field = |name: &str| usage.and_then(|u| u.get(name)).and_then(Value::as_u64);
+    // Only `usage` is read (the rest is checked to be JSON, not built into a tree: this runs
+    // once per request of the command).
+    #[derive(Deserialize)]
+    struct Usage {
+        #[serde(default)]
+        usage: Option<Value>,
+    }
+    let Usage { usage } = serde_json::from_slice(body).map_err(|e| invalid(&e))?;
+    let field = |name: &str| {
+        usage
+            .as_ref()
+            .and_then(|u| u.get(name))
+            .and_then(Value::as_u64)
+    };
     Ok(field("total_tokens").unwrap_or_else(|| {
         field("prompt_tokens").unwrap_or(0) + field("completion_tokens").unwrap_or(0)
     }))
