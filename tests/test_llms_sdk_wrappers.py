@@ -154,10 +154,18 @@ def test_litellm_validation_errors_match_distilabel(monkeypatch: pytest.MonkeyPa
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 # litellm's background logging task outlives the event loops it was started on.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_litellm_against_the_local_openai_compatible_server() -> None:
-    """The real litellm (when installed: it is not in the test extra), through its
-    `openai/` provider, against the project's mock server; calls match distilabel's."""
-    pytest.importorskip("litellm")
+def test_litellm_against_the_local_openai_compatible_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real litellm (pinned in the test extra), through its `openai/` provider, against
+    the project's mock server; calls match distilabel's. No network: litellm reads the
+    model cost map it ships instead of fetching it when imported, and counts tokens with
+    the tiktoken files it ships."""
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm  # noqa: F401  (imported here, after the variable is set)
+    from litellm.litellm_core_utils.get_model_cost_map import get_model_cost_map_source_info
+
+    assert get_model_cost_map_source_info()["source"] == "local"
     server, reference = _core.MockServer(record=True), _core.MockServer(record=True)
     try:
         kwargs = {"api_base": None, "api_key": KEY, "max_tokens": 7, "temperature": 0.5}
