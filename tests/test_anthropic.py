@@ -220,6 +220,38 @@ def test_overloaded_and_rate_limited_requests_are_retried_like_the_sdk(
     assert server.requests == reference.requests == 3
 
 
+@pytest.mark.parametrize("status", [408, 409, 429, 500, 503, 529])
+def test_each_transient_status_is_retried_like_the_sdk(
+    status: int, server: Any, reference: Any
+) -> None:
+    # The server fails the first attempt only; one retry gets the answer.
+    text = f"[[status={status} times=1]] hi"
+    got = ours(server, retry_backoff_base=0.0).generate([[{"role": "user", "content": text}]])
+    assert got[0]["generations"] == [f"echo: {text}"]
+    assert server.requests == 2
+    # The anthropic SDK (distilabel's AnthropicLLM) retries the same statuses.
+    expected = theirs(reference).generate([[{"role": "user", "content": text}]])
+    assert got == expected
+    assert reference.requests == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 422])
+def test_other_client_errors_are_not_retried_like_the_sdk(
+    status: int, server: Any, reference: Any
+) -> None:
+    text = f"[[status={status} times=1]] hi"  # a retry would succeed: none is made
+    with pytest.raises(_core.APIStatusError) as info:
+        ours(server, retry_backoff_base=0.0).generate([[{"role": "user", "content": text}]])
+    assert info.value.status_code == status
+    assert server.requests == 1
+    import anthropic
+
+    with pytest.raises(anthropic.APIStatusError) as sdk:
+        theirs(reference).generate([[{"role": "user", "content": text}]])
+    assert sdk.value.status_code == status
+    assert reference.requests == 1
+
+
 def test_rate_limit_reset_times_are_honoured(server: Any) -> None:
     llm = ours(server, retry_backoff_base=0.0)
     started = time.monotonic()

@@ -1,5 +1,6 @@
-"""Deep copies behave like pickles: a loaded, used LLM of every native class, and a user's
-`AsyncLLM` holding an SDK client, deep-copies (`copy.deepcopy`, `model_copy(deep=True)`)
+"""Deep copies behave like pickles: a loaded, used LLM of every native class, CohereLLM on
+the real cohere SDK, a MixtureOfAgentsLLM of native members, and a user's `AsyncLLM`
+holding an SDK client, deep-copies (`copy.deepcopy`, `model_copy(deep=True)`)
 and both the copy and the original keep working; a distilabel pipeline whose task holds an
 LLM already used in the driver returns every row (distilabel deep-copies each step before
 it starts its worker)."""
@@ -90,6 +91,67 @@ def test_a_used_native_llm_deep_copies_and_both_work(
         assert copied.generate([CHAT]) == expected, how
         assert copied._progress_callback is None, "process-local, like a pickle"
     assert llm.generate([CHAT]) == expected  # the original is untouched
+
+
+def test_a_used_cohere_llm_deep_copies_and_both_work() -> None:
+    # On the real cohere SDK (its AsyncClient holds an httpx client), against the local
+    # server of Cohere's v1 API that the SDK-wrapper tests use.
+    pytest.importorskip("cohere")
+    from tests.test_llms_sdk_wrappers import CohereServer
+
+    cohere = CohereServer()
+    try:
+        llm = llms.CohereLLM(model="command-r", base_url=cohere.url, api_key="k")
+        llm.load()
+        llm.set_progress_callback(lambda progress: None)
+        expected = llm.generate([CHAT])
+        assert expected[0]["generations"] == ["cohere: hello there"]
+        for how, copied in copies(llm).items():
+            assert copied.generate([CHAT]) == expected, how
+            assert copied._aclient is not llm._aclient, how
+            assert copied._progress_callback is None, "process-local, like a pickle"
+        assert llm.generate([CHAT]) == expected  # the original is untouched
+        # Every generate reached the server: the original's two and one per copy.
+        assert [chat["message"] for chat in cohere.chats()] == ["hello there"] * 4
+    finally:
+        cohere.stop()
+
+
+def test_a_used_mixture_of_agents_llm_deep_copies_and_both_work() -> None:
+    server = _core.MockServer(record=True)
+    try:
+        llm = llms.MixtureOfAgentsLLM(
+            aggregator_llm=llms.OpenAILLM(model="agg", base_url=server.base_url, api_key="k"),
+            proposers_llms=[
+                llms.OpenAILLM(model="alpha", base_url=server.base_url, api_key="k"),
+                llms.AnthropicLLM(model="beta", base_url=server.origin, api_key="k"),
+            ],
+        )
+        llm.load()
+        expected = llm.generate([CHAT])
+        assert expected[0]["generations"] == ["echo: hello there"]
+        assert len(server.recorded()) == 3  # two proposals, then the aggregation
+        for how, copied in copies(llm).items():
+            assert copied.aggregator_llm is not llm.aggregator_llm, how
+            assert copied.generate([CHAT]) == expected, how
+        assert llm.generate([CHAT]) == expected  # the original is untouched
+        recorded = [(path, json.loads(body)) for path, body, _ in server.recorded()]
+        aggregations = [body for _, body in recorded if body["model"] == "agg"]
+        # Each of the four generates (two by the original, one per copy) asked both
+        # proposers, then gave the aggregator their answers.
+        paths = sorted((body["model"], path) for path, body in recorded)
+        assert paths == sorted(
+            [("agg", "/v1/chat/completions")] * 4
+            + [("alpha", "/v1/chat/completions")] * 4
+            + [("beta", "/v1/messages")] * 4
+        )
+        assert len(aggregations) == 4
+        for body in aggregations:
+            system = body["messages"][0]
+            assert system["role"] == "system"
+            assert system["content"].endswith("\n1. echo: hello there\n2. echo: hello there")
+    finally:
+        server.stop()
 
 
 def test_an_offline_batch_llm_copy_keeps_its_jobs(server: Any) -> None:

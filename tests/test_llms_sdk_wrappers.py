@@ -2,8 +2,10 @@
 distilabel 1.5.3's, without network.
 
 LiteLLM and VertexAILLM run, with distilabel's classes, against the same local fake of their
-SDK (`tests.fakes`); CohereLLM runs on the real `cohere` SDK (in the test extra) against a
-local HTTP server that speaks Cohere's v1 API. Calls made and outputs are compared.
+SDK (`tests.fakes`), and once each on the real SDK (in the test extra): litellm against the
+mock server, google-cloud-aiplatform over REST against a local `generateContent` server.
+CohereLLM runs on the real `cohere` SDK against a local HTTP server that speaks Cohere's v1
+API. Calls made and outputs are compared.
 """
 
 import asyncio
@@ -154,10 +156,18 @@ def test_litellm_validation_errors_match_distilabel(monkeypatch: pytest.MonkeyPa
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 # litellm's background logging task outlives the event loops it was started on.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_litellm_against_the_local_openai_compatible_server() -> None:
-    """The real litellm (when installed: it is not in the test extra), through its
-    `openai/` provider, against the project's mock server; calls match distilabel's."""
-    pytest.importorskip("litellm")
+def test_litellm_against_the_local_openai_compatible_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real litellm (pinned in the test extra), through its `openai/` provider, against
+    the project's mock server; calls match distilabel's. No network: litellm reads the
+    model cost map it ships instead of fetching it when imported, and counts tokens with
+    the tiktoken files it ships."""
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm  # noqa: F401  (imported here, after the variable is set)
+    from litellm.litellm_core_utils.get_model_cost_map import get_model_cost_map_source_info
+
+    assert get_model_cost_map_source_info()["source"] == "local"
     server, reference = _core.MockServer(record=True), _core.MockServer(record=True)
     try:
         kwargs = {"api_base": None, "api_key": KEY, "max_tokens": 7, "temperature": 0.5}
@@ -245,6 +255,133 @@ def test_vertexai_only_gemini_models(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(NotImplementedError) as reference:
         dl.VertexAILLM(model="text-bison").load()
     assert str(mine.value) == str(reference.value)
+
+
+class GeminiServer:
+    """Vertex AI's REST `generateContent` on 127.0.0.1: answers "gemini: <last text>", with
+    the words of the conversation and of the answer as the token counts; records each
+    request's path and JSON body."""
+
+    def __init__(self) -> None:
+        self.requests: List[Tuple[str, Any]] = []
+        self.lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def take(self) -> List[Tuple[str, Any]]:
+        """The requests received since the last call."""
+        with self.lock:
+            taken, self.requests = self.requests, []
+        return taken
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _handler(self) -> type:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                with server.lock:
+                    server.requests.append((self.path, body))
+                texts = [part["text"] for c in body["contents"] for part in c["parts"]]
+                answer = f"gemini: {texts[-1]}"
+                prompt_tokens = sum(len(text.split()) for text in texts)
+                reply = {
+                    "candidates": [
+                        {
+                            "content": {"role": "model", "parts": [{"text": answer}]},
+                            "finishReason": "STOP",
+                        }
+                    ],
+                    "usageMetadata": {
+                        "promptTokenCount": prompt_tokens,
+                        "candidatesTokenCount": len(answer.split()),
+                        "totalTokenCount": prompt_tokens + len(answer.split()),
+                    },
+                }
+                data = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+
+# The SDK warns that `vertexai.generative_models` is deprecated (distilabel 1.5.3 uses it).
+@pytest.mark.filterwarnings("ignore:This feature is deprecated:UserWarning")
+def test_vertexai_against_a_local_generate_content_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real google-cloud-aiplatform SDK (in the test extra), over REST with anonymous
+    credentials, against a local `generateContent` server; requests and outputs match
+    distilabel's VertexAILLM."""
+    from google.auth.aio.credentials import AnonymousCredentials as AsyncAnonymousCredentials
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud.aiplatform import initializer
+
+    server = GeminiServer()
+    try:
+        # The SDK's settings are global: this test's go away with it.
+        monkeypatch.setattr(initializer, "global_config", initializer._Config())
+        initializer.global_config.init(
+            project="test-project",
+            location="us-central1",
+            api_endpoint=server.url,  # with `http://`: the REST transports keep the scheme
+            api_transport="rest",
+            credentials=AnonymousCredentials(),
+        )
+        # `generate_content_async` over REST needs async credentials, which only this
+        # private hook sets (without them the SDK falls back to gRPC).
+        initializer._set_async_rest_credentials(AsyncAnonymousCredentials())
+        kwargs = {"temperature": 0.3, "top_k": 4, "max_output_tokens": 20, "stop_sequences": ["x"]}
+        inputs = [VERTEX_CHAT, [{"role": "user", "content": "one"}]]
+
+        ours = rs.VertexAILLM(model="gemini-1.5-pro")
+        ours.load()
+        got = ours.generate(inputs, num_generations=2, **kwargs)
+        our_requests = server.take()
+        theirs = dl.VertexAILLM(model="gemini-1.5-pro")
+        theirs.load()
+        expected = theirs.generate(inputs, num_generations=2, **kwargs)
+        their_requests = server.take()
+    finally:
+        server.stop()
+    assert got == expected
+    assert got == [
+        {
+            "generations": ["gemini: tell me more"] * 2,
+            "statistics": {"input_tokens": [6, 6], "output_tokens": [4, 4]},
+        },
+        {
+            "generations": ["gemini: one"] * 2,
+            "statistics": {"input_tokens": [1, 1], "output_tokens": [2, 2]},
+        },
+    ]
+    # One request per generation, one candidate each, the same bodies as distilabel's.
+    assert len(our_requests) == 4
+    assert sorted(map(repr, our_requests)) == sorted(map(repr, their_requests))
+    path, body = our_requests[0]
+    assert path.startswith(
+        "/v1/projects/test-project/locations/us-central1/publishers/google/models/"
+        "gemini-1.5-pro:generateContent"
+    )
+    assert body["generationConfig"] == {
+        "candidateCount": 1,
+        "temperature": 0.3,
+        "topK": 4,
+        "maxOutputTokens": 20,
+        "stopSequences": ["x"],
+    }
 
 
 # -- missing SDKs --------------------------------------------------------------------------

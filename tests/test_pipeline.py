@@ -2,9 +2,10 @@
 `pipeline.yaml`), against the mock server running in its own process."""
 
 import json
+import os
 import subprocess
 import sys
-from typing import Any
+from typing import Any, Dict, Optional
 
 import pytest
 
@@ -38,7 +39,7 @@ from pathlib import Path
 from distilabel.pipeline import Pipeline
 from distilabel.steps import LoadDataFromDicts
 from distilabel.steps.tasks import TextGeneration
-from distilabel_rs import OpenAILLM
+from distilabel_rs import {llm}
 
 base_url, cache_dir, use_cache = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 extra = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {{}}
@@ -46,7 +47,7 @@ with Pipeline(name="distilabel-rs-e2e", cache_dir=cache_dir) as pipeline:
     data = [{{"instruction": f"q{{i}}"}} for i in range({rows})]
     load = LoadDataFromDicts(data=data, batch_size=50)
     generate = TextGeneration(
-        llm=OpenAILLM(model="mock-model", base_url=base_url, api_key="sk-pipeline", **extra),
+        llm={llm}(model="{model}", base_url=base_url, api_key="sk-pipeline", **extra),
         input_batch_size=50,
     )
     load >> generate
@@ -62,16 +63,26 @@ print(json.dumps({{
 
 
 def run_pipeline(
-    base_url: str, cache_dir: str, use_cache: bool, rows: int = 300, **extra: Any
+    base_url: str,
+    cache_dir: str,
+    use_cache: bool,
+    rows: int = 300,
+    llm: str = "OpenAILLM",
+    model: str = "mock-model",
+    env: Optional[Dict[str, str]] = None,
+    **extra: Any,
 ) -> subprocess.CompletedProcess:
-    """Runs the pipeline in a fresh interpreter (as a user's script would be)."""
+    """Runs the pipeline in a fresh interpreter (as a user's script would be), with
+    `llm(model=model, base_url=base_url, ...)` generating."""
     arguments = [base_url, cache_dir, "1" if use_cache else "0", json.dumps(extra)]
+    code = PIPELINE.format(rows=rows, llm=llm, model=model)
     return subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", PIPELINE.format(rows=rows), *arguments],
+        [sys.executable, "-W", "ignore", "-c", code, *arguments],
         capture_output=True,
         text=True,
         timeout=600,
         cwd=REPO,
+        env=env,
     )
 
 
@@ -97,15 +108,46 @@ def test_text_generation_pipeline_end_to_end_with_cache(server_url: str, tmp_pat
     assert sorted(again["generations"]) == sorted(out["generations"])
 
 
-def test_offline_batch_generation_inside_a_pipeline(server_url: str, tmp_path: Any) -> None:
-    extra = {"use_offline_batch_generation": True}
-    first = run_pipeline(server_url, str(tmp_path), use_cache=True, rows=20, **extra)
+# The batch API of each LLM class that has one: the base URL it is given (the mock's
+# OpenAI-style `/v1` one, or the origin for Anthropic's), the model, and the prefix of the
+# job ids the mock gives (OpenAI Batch `batch_...`, Message Batches `msgbatch_...`).
+OFFLINE_BATCH_LLMS = {
+    "OpenAILLM": ("", "mock-model", "batch_"),
+    "AnthropicLLM": ("origin", "claude-3-5-sonnet-20241022", "msgbatch_"),
+}
+
+
+@pytest.mark.parametrize("llm", list(OFFLINE_BATCH_LLMS))
+def test_offline_batch_generation_inside_a_pipeline(
+    llm: str, server_url: str, tmp_path: Any
+) -> None:
+    url, model, job_prefix = OFFLINE_BATCH_LLMS[llm]
+    base_url = server_url.removesuffix("/v1") if url == "origin" else server_url
+    # The kept copies of the submitted requests (Message Batches) go under the test's
+    # directory, not the user's cache.
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg-cache")}
+    cache_dir = tmp_path / "pipeline-cache"
+
+    def run() -> subprocess.CompletedProcess:
+        return run_pipeline(
+            base_url,
+            str(cache_dir),
+            use_cache=True,
+            rows=20,
+            llm=llm,
+            model=model,
+            env=env,
+            use_offline_batch_generation=True,
+        )
+
+    first = run()
     # The first run stops with the jobs still running, their ids cached in pipeline.yaml.
-    yaml_text = next(tmp_path.rglob("pipeline.yaml")).read_text()
-    assert "jobs_ids" in yaml_text and "batch_" in yaml_text, first.stderr[-3000:]
+    yaml_text = next(cache_dir.rglob("pipeline.yaml")).read_text()
+    assert "jobs_ids" in yaml_text and job_prefix in yaml_text, first.stderr[-3000:]
+    assert f"module: distilabel_rs.models.llms.{llm.removesuffix('LLM').lower()}" in yaml_text
     outputs = None
     for _ in range(5):  # the mock's jobs finish after a few polls
-        rerun = run_pipeline(server_url, str(tmp_path), use_cache=True, rows=20, **extra)
+        rerun = run()
         lines = rerun.stdout.strip().splitlines()
         if rerun.returncode == 0 and lines and lines[-1].startswith("{"):
             outputs = json.loads(lines[-1])
@@ -113,3 +155,5 @@ def test_offline_batch_generation_inside_a_pipeline(server_url: str, tmp_path: A
                 break
     assert outputs is not None and outputs["rows"] == 20, rerun.stderr[-3000:]
     assert sorted(outputs["generations"]) == sorted(f"echo: q{i}" for i in range(20))
+    assert outputs["model_name"] == model
+    assert set(outputs["statistics"]) == {"input_tokens", "output_tokens"}

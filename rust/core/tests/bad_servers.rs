@@ -29,15 +29,16 @@ impl RetryObserver for Retries {
     }
 }
 
-/// The three APIs of the mock, with a request of each carrying `text`.
+/// The four APIs of the mock, with a request of each carrying `text`.
 #[derive(Debug, Clone, Copy)]
 enum Api {
     OpenAi,
     Anthropic,
     Tgi,
+    Ollama,
 }
 
-const APIS: [Api; 3] = [Api::OpenAi, Api::Anthropic, Api::Tgi];
+const APIS: [Api; 4] = [Api::OpenAi, Api::Anthropic, Api::Tgi, Api::Ollama];
 
 impl Api {
     fn provider(self) -> AnyProvider {
@@ -45,6 +46,7 @@ impl Api {
             Api::OpenAi => "openai",
             Api::Anthropic => "anthropic",
             Api::Tgi => "tgi",
+            Api::Ollama => "ollama",
         };
         AnyProvider::from_spec(kind, &json!({})).expect("provider")
     }
@@ -54,6 +56,8 @@ impl Api {
             Api::OpenAi => format!("{}/v1", server.origin()),
             Api::Anthropic => server.origin(),
             Api::Tgi => format!("{}/tgi", server.origin()),
+            // Ollama's host: the client adds `/api/chat`.
+            Api::Ollama => server.origin(),
         }
     }
 
@@ -69,6 +73,11 @@ impl Api {
                        "messages": [{"role": "user", "content": text}]}),
             ),
             Api::Tgi => (Endpoint::Text, json!({"inputs": text, "parameters": {}})),
+            Api::Ollama => (
+                Endpoint::Chat,
+                json!({"model": "m", "stream": false,
+                       "messages": [{"role": "user", "content": text}]}),
+            ),
         }
     }
 }
@@ -248,6 +257,7 @@ async fn an_error_body_with_status_200_reports_the_providers_message() {
             "api_error: Scripted error in a 200 response",
         ),
         (Api::Tgi, "Scripted error in a 200 response"),
+        (Api::Ollama, "Scripted error in a 200 response"),
     ];
     for (api, message) in expected {
         let client = client(api, &server, |c| {
@@ -392,6 +402,8 @@ async fn absurd_retry_hints_wait_at_most_the_bound() {
         (Api::OpenAi, "ratelimit_reset=100000000000000000000h"),
         (Api::Anthropic, "retry_after=1e300"),
         (Api::Tgi, "retry_after=1e300"),
+        (Api::Ollama, "retry_after=1e300"),
+        (Api::Ollama, "retry_after_ms=1e308"),
     ];
     for (api, hint) in hints {
         let client = client(api, &server, |c| {
