@@ -55,7 +55,8 @@ impl Default for BatchProfile {
         Self {
             path: "v1/messages/batches".into(),
             max_requests: 100_000,
-            max_bytes: 256 * 1024 * 1024,
+            // "256 MB" in Anthropic's documentation: read as decimal, the smaller.
+            max_bytes: 256_000_000,
             store_dir: None,
         }
     }

@@ -54,7 +54,8 @@ impl Default for BatchProfile {
             endpoint: "/v1/chat/completions".into(),
             wait_for_files: false,
             max_rows: 50_000,
-            max_bytes: 200 * 1024 * 1024,
+            // "200 MB" in OpenAI's documentation: read as decimal, the smaller.
+            max_bytes: 200_000_000,
         }
     }
 }
