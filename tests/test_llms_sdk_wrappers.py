@@ -257,28 +257,39 @@ def test_vertexai_only_gemini_models(monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(mine.value) == str(reference.value)
 
 
-class GeminiServer:
-    """Vertex AI's REST `generateContent` on 127.0.0.1: answers "gemini: <last text>", with
-    the words of the conversation and of the answer as the token counts; records each
-    request's path and JSON body."""
+class LocalServer:
+    """A threaded HTTP server on 127.0.0.1 (a random free port) answering through the
+    handler class `_handler()` builds; `stop()` shuts it down."""
 
-    def __init__(self) -> None:
-        self.requests: List[Tuple[str, Any]] = []
+    def _serve(self) -> None:
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
+    def _handler(self) -> type:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class GeminiServer(LocalServer):
+    """Vertex AI's REST `generateContent` on 127.0.0.1: answers "gemini: <last text>", with
+    the words of the conversation and of the answer as the token counts; records each
+    request's path and JSON body."""
+
+    def __init__(self) -> None:
+        self.requests: List[Tuple[str, Any]] = []
+        self._serve()
+
     def take(self) -> List[Tuple[str, Any]]:
         """The requests received since the last call."""
         with self.lock:
             taken, self.requests = self.requests, []
         return taken
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     def _handler(self) -> type:
         server = self
@@ -413,7 +424,7 @@ def test_missing_sdk_names_the_extra(
 # -- CohereLLM on the real SDK, against a local server --------------------------------------
 
 
-class CohereServer:
+class CohereServer(LocalServer):
     """Cohere's v1 API on 127.0.0.1: `GET /v1/models/{model}` (pointing at a tokenizer it
     serves), `POST /v1/chat` (answers "cohere: <message>"). A message containing
     `[[429xN]]` is answered 429 (with `retry-after-ms: 1`) N times first; `[[empty]]` gets
@@ -427,18 +438,10 @@ class CohereServer:
         self.tokenizer_json = tokenizer.to_str().encode()
         self.requests: List[Tuple[str, str, Dict[str, str], Any]] = []
         self.failures: Dict[str, int] = {}
-        self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self._serve()
 
     def chats(self) -> List[Any]:
         return [body for method, path, _, body in self.requests if path == "/v1/chat"]
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     def _handler(self) -> type:
         server = self

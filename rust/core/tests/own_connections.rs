@@ -107,14 +107,14 @@ async fn connections_are_kept_and_reused() {
             let client = Arc::clone(&client);
             tokio::spawn(async move { send(&client, &format!("round {round} {number}")).await })
         });
-        for sent in futures_join(sends).await {
+        for sent in results_of(sends).await {
             sent.expect("answer");
         }
     }
     assert!(server.connections() <= 8, "{}", server.connections());
 }
 
-async fn futures_join<T: Send + 'static>(
+async fn results_of<T: Send + 'static>(
     handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
 ) -> Vec<T> {
     let mut results = Vec::new();
