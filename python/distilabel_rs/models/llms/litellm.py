@@ -243,7 +243,7 @@ class LiteLLM(AsyncLLM):
             litellm.drop_params = True
             choices = await until_n_choices()
 
-        input_tokens = [token_counter(model=self.model, messages=input)] * num_generations
+        input_tokens = [token_counter(model=self.model, messages=input)] * num_generations  # type: ignore[arg-type]
         generations: List[Optional[str]] = []
         output_tokens: List[int] = []
         if structured_output:

@@ -82,7 +82,7 @@ class VertexAILLM(AsyncLLM):
 
     _num_generations_param_supported = False
 
-    _aclient: Optional["GenerativeModel"] = PrivateAttr(...)
+    _aclient: Optional["GenerativeModel"] = PrivateAttr(...)  # type: ignore[assignment]
 
     def load(self) -> None:
         """Creates the `GenerativeModel` (whose `generate_content_async` sends the requests).
@@ -132,7 +132,10 @@ class VertexAILLM(AsyncLLM):
             if message["role"] not in ["user", "model"]:
                 raise ValueError("`VertexAILLM only supports the roles 'user' or 'model'.")
             contents.append(
-                Content(role=message["role"], parts=[Part.from_text(message["content"])])
+                Content(
+                    role=message["role"],
+                    parts=[Part.from_text(message["content"])],  # type: ignore[arg-type]
+                )
             )
         return contents
 
@@ -165,7 +168,7 @@ class VertexAILLM(AsyncLLM):
         """  # noqa: E501 (distilabel's parameter descriptions, each on one line)
         from vertexai.generative_models import GenerationConfig
 
-        content: GenerationResponse = await self._aclient.generate_content_async(  # type: ignore[union-attr]
+        content: GenerationResponse = await self._aclient.generate_content_async(  # type: ignore[union-attr,call-overload]
             contents=self._chattype_to_content(input),  # type: ignore[arg-type]
             generation_config=GenerationConfig(
                 candidate_count=1,  # one candidate per call
