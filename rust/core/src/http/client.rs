@@ -21,6 +21,7 @@
 //! - a retry waits what the server asked (`retry-after`, rate-limit resets) up to
 //!   [`ClientConfig::max_retry_wait`], whatever number it sent.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -489,20 +490,20 @@ impl<P: Provider> Client<P> {
         limit: u64,
     ) -> Result<Http1Exchange, ApiError> {
         let mut visited: Vec<reqwest::Url> = Vec::new();
-        let mut url = route.url.clone();
-        let mut path_and_query = path_and_query.clone();
+        // Borrowed until a redirect: no copy of the URL per request.
+        let mut url = Cow::Borrowed(&route.url);
+        let mut path_and_query = Cow::Borrowed(path_and_query);
         loop {
             let (response, connection) = connections
                 .post(&url, &path_and_query, body.clone())
                 .await?;
             let (head, incoming) = response.into_parts();
-            let next = head
-                .headers
-                .get(LOCATION)
-                .and_then(|location| url.join(location.to_str().ok()?).ok())
-                .filter(|_| head.status.is_redirection() && self.follow_redirects);
+            let next = (head.status.is_redirection() && self.follow_redirects)
+                .then(|| head.headers.get(LOCATION))
+                .flatten()
+                .and_then(|location| url.join(location.to_str().ok()?).ok());
             if let Some(next) = next {
-                visited.push(url);
+                visited.push(url.into_owned());
                 if let Some(message) =
                     redirect_refusal(head.status, &visited, &next, self.max_redirects)
                 {
@@ -516,9 +517,11 @@ impl<P: Provider> Client<P> {
                     // Same host, another port or https: reqwest goes on from there.
                     return Ok(Http1Exchange::RedirectedAway(next));
                 }
-                path_and_query = path_and_query_of(&next)
-                    .ok_or_else(|| ApiError::InvalidResponse(format!("redirect to {next}")))?;
-                url = next;
+                path_and_query = Cow::Owned(
+                    path_and_query_of(&next)
+                        .ok_or_else(|| ApiError::InvalidResponse(format!("redirect to {next}")))?,
+                );
+                url = Cow::Owned(next);
                 continue;
             }
             let mut body = Http1Body {
