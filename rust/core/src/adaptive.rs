@@ -17,9 +17,14 @@
 //!
 //! - **Rounds**: a round is made of requests started since it began (so each ran under the
 //!   round's limit): as many as the limit before a slow-start doubling (the requests that
-//!   filled the new room), else half the limit; about one latency either way. Decisions are
-//!   made on the mean latency of a round less two standard errors (what the round shows for
-//!   sure), which stays steady when single requests vary a lot (LLM outputs of different
+//!   filled the new room), else half the limit; about one latency either way. In slow
+//!   start (and while it may resume) a round also waits for every request of it sent no
+//!   later than the latest one answered, up to twice its size: requests sent together to
+//!   an idle provider that serves half of them at once come back in two waves, and a
+//!   round of the first wave only would miss the queue and double into the 429s.
+//!   Decisions are made on the mean latency of a round less two standard errors (what the
+//!   round shows for sure; one in slow start, where a false exit costs little, see below),
+//!   which stays steady when single requests vary a lot (LLM outputs of different
 //!   lengths), where the latency of one request says little.
 //! - **No-load latency** (`base`): the smallest round mean in the last two windows of
 //!   [`BASE_WINDOW_ROUNDS`] rounds. Being a windowed minimum, it follows a provider that
@@ -31,6 +36,13 @@
 //!   until the first overload signal, a round with a higher latency, or a recent latency
 //!   (an average of the last [`RECENT_SAMPLES`] or so) above [`FAST_EXIT`] times the no-load
 //!   latency.
+//! - **A false exit resumes slow start** (HyStart++'s conservative slow start, RFC 9406):
+//!   after slow start ended on a round's latency alone (no overload, no decrease), a round
+//!   within [`CONSERVATIVE_ROUNDS`] rounds whose latency is flat again (below
+//!   [`SLOW_START_FLAT`] times the no-load latency, the limit in use) shows that the exit
+//!   was noise (a busy CPU, a few long outputs), and doubling resumes. Without it, one noisy
+//!   round at a limit far below a large provider's capacity leaves only the steady state's
+//!   slow growth to get there.
 //! - **Steady state**, once per round: latency above [`TOLERANCE`] times the no-load latency
 //!   means a queue builds up at the provider: the limit is scaled down to what leaves a
 //!   latency of [`TARGET`] times the no-load latency (Vegas: the requests beyond that are
@@ -66,6 +78,10 @@ pub const SLOW_START_GROWTH: f64 = 2.0;
 /// Slow start goes on while the mean latency of a round stays below this multiple of the
 /// no-load latency.
 pub const SLOW_START_FLAT: f64 = 1.25;
+/// After slow start ended on latency alone, the rounds during which a flat latency resumes
+/// it (HyStart++ uses 5 rounds of conservative slow start; fewer here, since the steady
+/// state holds the limit meanwhile instead of growing it slowly).
+pub const CONSERVATIVE_ROUNDS: u32 = 3;
 /// The default ceiling of `"auto"` (also the connection pool size it asks for).
 pub const DEFAULT_CEILING: usize = 1024;
 /// Latency above this multiple of the no-load latency means a queue at the provider.
@@ -172,7 +188,7 @@ impl Ticket {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Round {
     samples: usize,
     latency_sum: f64,
@@ -184,6 +200,11 @@ struct Round {
     began: f64,
     /// Samples that end the round (0: the limit).
     size: usize,
+    /// When the round's requests started, in order (kept in slow start only): the round
+    /// waits for those sent no later than the latest answered one.
+    starts: Option<Vec<f64>>,
+    /// The latest start among the round's answered requests.
+    latest_answered_start: f64,
 }
 
 impl Default for Round {
@@ -195,6 +216,8 @@ impl Default for Round {
             peak_in_flight: 0,
             began: f64::NEG_INFINITY,
             size: 0,
+            starts: None,
+            latest_answered_start: f64::NEG_INFINITY,
         }
     }
 }
@@ -206,6 +229,8 @@ pub struct AdaptiveLimit {
     ceiling: f64,
     in_flight: usize,
     slow_start: bool,
+    /// Rounds left in which a flat latency resumes slow start (after an exit on latency).
+    conservative_rounds: u32,
     /// Minimum latency of the current and of the previous window.
     window_min: f64,
     previous_window_min: f64,
@@ -236,11 +261,15 @@ impl AdaptiveLimit {
             ceiling,
             in_flight: 0,
             slow_start: true,
+            conservative_rounds: 0,
             window_min: f64::INFINITY,
             previous_window_min: f64::INFINITY,
             window_rounds: 0,
             recent: None,
-            round: Round::default(),
+            round: Round {
+                starts: Some(Vec::new()),
+                ..Round::default()
+            },
             epoch: f64::NEG_INFINITY,
             decreases: 0,
             cut_ratio: None,
@@ -256,7 +285,10 @@ impl AdaptiveLimit {
         Self {
             in_flight: 0,
             recent: None,
-            round: Round::default(),
+            round: Round {
+                starts: (self.slow_start || self.conservative_rounds > 0).then(Vec::new),
+                ..Round::default()
+            },
             epoch: f64::NEG_INFINITY,
             ..self.clone()
         }
@@ -307,6 +339,17 @@ impl AdaptiveLimit {
     pub fn on_start(&mut self, now: f64) -> Ticket {
         self.in_flight += 1;
         self.round.peak_in_flight = self.round.peak_in_flight.max(self.in_flight);
+        let size = match self.round.size {
+            0 => self.limit(),
+            size => size,
+        };
+        if let Some(starts) = &mut self.round.starts
+            && starts.len() < 2 * size
+        {
+            // A round waits for twice its size at most: later starts never count (and a
+            // round that never ends, all its requests failing, keeps no more).
+            starts.push(now);
+        }
         Ticket {
             started: now,
             retry: false,
@@ -340,14 +383,20 @@ impl AdaptiveLimit {
         if ticket.started < self.round.began {
             return; // started under the previous round's limit
         }
-        self.round.samples += 1;
-        self.round.latency_sum += latency;
-        self.round.latency_squares += latency * latency;
-        let size = match self.round.size {
-            0 => self.limit(),
+        let limit = self.limit();
+        let round = &mut self.round;
+        round.samples += 1;
+        round.latency_sum += latency;
+        round.latency_squares += latency * latency;
+        round.latest_answered_start = round.latest_answered_start.max(ticket.started);
+        let size = match round.size {
+            0 => limit,
             size => size,
         };
-        if self.round.samples >= size {
+        let sent_with_the_answered = round.starts.as_ref().map_or(0, |starts| {
+            starts.partition_point(|started| *started <= round.latest_answered_start)
+        });
+        if round.samples >= size.max(sent_with_the_answered.min(2 * size)) {
             self.end_round(now);
         }
     }
@@ -379,6 +428,7 @@ impl AdaptiveLimit {
 
     fn overloaded(&mut self, ticket: Ticket, now: f64) {
         self.slow_start = false;
+        self.conservative_rounds = 0;
         if ticket.started < self.epoch {
             return;
         }
@@ -401,6 +451,12 @@ impl AdaptiveLimit {
         } else {
             self.limit().div_ceil(2)
         };
+        if self.slow_start || self.conservative_rounds > 0 {
+            // Reuses the last round's allocation.
+            let mut starts = round.starts.unwrap_or_default();
+            starts.clear();
+            self.round.starts = Some(starts);
+        }
     }
 
     /// The decisions at the end of a round.
@@ -417,12 +473,15 @@ impl AdaptiveLimit {
         // What the round says for sure: its mean less two standard errors (requests of
         // very different lengths make a mean of a few samples noisy).
         let variance = (round.latency_squares / samples - mean * mean).max(0.0);
-        let surely = mean - 2.0 * (variance / samples).sqrt();
+        let standard_error = (variance / samples).sqrt();
         // Against the no-load latency before this round (none yet: the first round is
         // taken as flat); a latency of zero (a clock too coarse) says nothing either.
-        let ratio = match self.base_latency() {
-            Some(base) if base > 0.0 => surely.max(0.0) / base,
-            _ => 1.0,
+        let (ratio, slow_start_ratio) = match self.base_latency() {
+            Some(base) if base > 0.0 => (
+                (mean - 2.0 * standard_error).max(0.0) / base,
+                (mean - standard_error).max(0.0) / base,
+            ),
+            _ => (1.0, 1.0),
         };
         self.window_min = self.window_min.min(mean);
         self.window_rounds += 1;
@@ -432,15 +491,25 @@ impl AdaptiveLimit {
             self.window_min = f64::INFINITY;
         }
         let in_use = self.in_use(round.peak_in_flight);
+        if self.conservative_rounds > 0 {
+            self.conservative_rounds -= 1;
+            if slow_start_ratio <= SLOW_START_FLAT && in_use {
+                // The exit was noise: the latency is flat again at the same limit.
+                self.conservative_rounds = 0;
+                self.slow_start = true;
+            }
+        }
         if self.slow_start {
-            if ratio <= SLOW_START_FLAT {
+            if slow_start_ratio <= SLOW_START_FLAT {
                 if in_use && !first {
                     self.limit = (self.limit * SLOW_START_GROWTH).min(self.ceiling);
                 }
                 return;
             }
-            // Some requests of the round waited: the provider is full.
+            // Some requests of the round waited: the provider is full, or the round was
+            // noisy (a decrease below ends the chance to resume).
             self.slow_start = false;
+            self.conservative_rounds = CONSERVATIVE_ROUNDS;
         }
         if ratio <= TOLERANCE {
             self.cut_ratio = None;
@@ -502,6 +571,7 @@ impl AdaptiveLimit {
     }
 
     fn decrease(&mut self, factor: f64, now: f64) {
+        self.conservative_rounds = 0;
         self.cut_limit = Some(self.limit.floor());
         self.limit = (self.limit * factor).max(1.0);
         self.epoch = now;

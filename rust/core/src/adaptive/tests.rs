@@ -1,6 +1,7 @@
 //! The controller's rules on a virtual clock, and whole runs against a simulated provider
 //! with the benchmark's capacity model (C requests served at once at a base latency, a
-//! FIFO queue beyond, 429 with Retry-After beyond 2C).
+//! FIFO queue beyond, 429 with Retry-After beyond 2C), by a client that sends as each
+//! answer arrives or one that reads answers in batches.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -225,6 +226,62 @@ fn requests_of_very_different_lengths_are_not_mistaken_for_a_queue() {
     assert!(limit.limit() >= 200, "{} after 40 rounds", limit.limit());
 }
 
+#[test]
+fn a_round_after_a_doubling_waits_for_the_requests_the_provider_queued() {
+    // A provider that serves 8 at once in 0.3 s and queues 8 more: after 8 -> 16, the 16
+    // requests leave together; the 8 served come back first, the 8 queued at twice the
+    // latency. Judging on the first 8 would double again, into its 429s.
+    let mut limit = AdaptiveLimit::new(10_000);
+    let now = run_rounds(&mut limit, 2, 0.0, 0.3);
+    assert_eq!(limit.limit(), 16);
+    let tickets: Vec<Ticket> = (0..16).map(|_| limit.on_start(now)).collect();
+    for (i, ticket) in tickets.into_iter().enumerate() {
+        let latency = if i < 8 { 0.3 } else { 0.6 };
+        limit.on_success(ticket, now + latency);
+        assert!(limit.limit() <= 16, "after {} answers: {limit:?}", i + 1);
+    }
+    assert!(!limit.in_slow_start());
+    assert_eq!(limit.limit(), 16);
+}
+
+#[test]
+fn a_noisy_round_that_ended_slow_start_lets_it_resume() {
+    let mut limit = AdaptiveLimit::new(10_000);
+    let mut now = run_rounds(&mut limit, 3, 0.0, 0.1);
+    assert_eq!(limit.limit(), 32);
+    // One round 1.4x slower (a busy CPU, a few long outputs): slow start ends, the limit
+    // holds (within the tolerance).
+    now = run_rounds(&mut limit, 1, now, 0.14);
+    assert!(!limit.in_slow_start());
+    assert_eq!(limit.limit(), 32);
+    // The next round is flat again: the exit was noise, doubling resumes.
+    now = run_rounds(&mut limit, 1, now, 0.1);
+    assert!(limit.in_slow_start());
+    assert_eq!(limit.limit(), 64);
+    // A latency that stays up for the conservative rounds is a full provider: a flat round
+    // after them grows the limit by the steady state's step, not by doubling.
+    now = run_rounds(&mut limit, 1, now, 0.14);
+    assert!(!limit.in_slow_start());
+    now = run_rounds(&mut limit, CONSERVATIVE_ROUNDS as usize, now, 0.14);
+    assert_eq!(limit.limit(), 64);
+    run_rounds(&mut limit, 1, now, 0.1);
+    assert!(!limit.in_slow_start());
+    assert_eq!(limit.limit(), 72); // 64 + sqrt(64)
+}
+
+#[test]
+fn an_overload_after_a_noisy_round_ends_slow_start_for_good() {
+    let mut limit = AdaptiveLimit::new(10_000);
+    let mut now = run_rounds(&mut limit, 3, 0.0, 0.1);
+    now = run_rounds(&mut limit, 1, now, 0.14);
+    let ticket = limit.on_start(now);
+    limit.on_overload(ticket, now);
+    assert_eq!(limit.limit(), 16);
+    run_rounds(&mut limit, 1, now + 0.1, 0.1);
+    assert!(!limit.in_slow_start());
+    assert_eq!(limit.limit(), 20); // 16 + sqrt(16)
+}
+
 // ---- whole runs against a simulated provider -------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -235,6 +292,8 @@ enum Event {
     Served { id: usize },
     /// Request `id` is sent again after its Retry-After wait.
     Resend { id: usize },
+    /// The client has read the answers of a batch and sends again.
+    BatchRead,
 }
 
 /// Outcome of one simulated run.
@@ -249,12 +308,21 @@ struct Run {
 /// (as `run_many` does), against a provider serving `capacity` at once in `latency` s
 /// (with up to 5 % jitter), queueing up to `capacity` more and answering 429 (Retry-After:
 /// `latency`) beyond. `limit: None` runs the adaptive controller, `Some(n)` a fixed limit.
+/// A client with a `batch_window` takes in every answer that arrives within that many
+/// seconds of the first before it sends again (a busy event loop, answers read in a
+/// batch): its new requests leave together, as they do from the real client.
 #[allow(
     clippy::cast_precision_loss,
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss
 )]
-fn simulate(jobs: usize, capacity: usize, latency: f64, fixed: Option<usize>) -> Run {
+fn simulate(
+    jobs: usize,
+    capacity: usize,
+    latency: f64,
+    fixed: Option<usize>,
+    batch_window: f64,
+) -> Run {
     const NETWORK: f64 = 0.0005;
     let mut controller = AdaptiveLimit::new(DEFAULT_CEILING);
     let mut tickets: Vec<Option<Ticket>> = vec![None; jobs];
@@ -267,14 +335,17 @@ fn simulate(jobs: usize, capacity: usize, latency: f64, fixed: Option<usize>) ->
     let (mut next, mut done, mut rejected, mut in_flight) = (0usize, 0usize, 0usize, 0usize);
     let mut peak_limit = 0;
     let mut now = 0.0;
+    // In nanoseconds, as the events' times.
+    let (mut now_ns, mut batch_ends) = (0u64, 0u64);
     loop {
-        // Start what the limit allows.
-        loop {
+        // Start what the limit allows, once the answers of the batch are in.
+        let batch_read = now_ns >= batch_ends;
+        while batch_read && next < jobs {
             let room = match fixed {
                 Some(n) => in_flight < n,
                 None => controller.has_room(),
             };
-            if !room || next >= jobs {
+            if !room {
                 break;
             }
             tickets[next] = Some(controller.on_start(now));
@@ -286,6 +357,7 @@ fn simulate(jobs: usize, capacity: usize, latency: f64, fixed: Option<usize>) ->
         let Some(Reverse((time, event))) = events.pop() else {
             break;
         };
+        now_ns = time;
         now = time as f64 / 1e9;
         match event {
             Event::Resend { id } => {
@@ -314,13 +386,22 @@ fn simulate(jobs: usize, capacity: usize, latency: f64, fixed: Option<usize>) ->
                 }
             }
             Event::Answer { id, ok: true } => {
+                if now_ns >= batch_ends && batch_window > 0.0 {
+                    batch_ends = at(now + batch_window);
+                    events.push(Reverse((batch_ends, Event::BatchRead)));
+                }
                 done += 1;
                 in_flight -= 1;
                 if let Some(ticket) = tickets[id].take() {
                     controller.on_success(ticket, now);
                 }
             }
+            Event::BatchRead => {}
             Event::Answer { id, ok: false } => {
+                if now_ns >= batch_ends && batch_window > 0.0 {
+                    batch_ends = at(now + batch_window);
+                    events.push(Reverse((batch_ends, Event::BatchRead)));
+                }
                 if let Some(ticket) = tickets[id].take() {
                     tickets[id] = Some(controller.on_retry(ticket, now));
                 }
@@ -331,6 +412,7 @@ fn simulate(jobs: usize, capacity: usize, latency: f64, fixed: Option<usize>) ->
             break;
         }
     }
+    assert_eq!(done, jobs, "the simulation stopped early");
     Run {
         seconds: now,
         rejected,
@@ -340,33 +422,41 @@ fn simulate(jobs: usize, capacity: usize, latency: f64, fixed: Option<usize>) ->
 
 #[test]
 fn auto_matches_the_best_fixed_limit_without_a_429_storm() {
-    for capacity in [8, 64, 512] {
-        for latency in [0.05, 0.3] {
-            let jobs = 64 * capacity;
-            let best = [capacity, capacity * 3 / 2, 2 * capacity]
-                .into_iter()
-                .map(|n| simulate(jobs, capacity, latency, Some(n)).seconds)
-                .fold(f64::INFINITY, f64::min);
-            let auto = simulate(jobs, capacity, latency, None);
-            let share = best / auto.seconds;
-            eprintln!("C={capacity} L={latency} best={best:.3} {auto:?} share={share:.3}");
-            #[allow(clippy::cast_precision_loss)]
-            let rejected = auto.rejected as f64 / jobs as f64;
-            assert!(
-                share >= 0.9 && rejected <= 0.01,
-                "C={capacity} latency={latency}: {share:.3} of the best fixed limit, \
-                 {rejected:.4} rejected, {auto:?}"
-            );
-            // It found the capacity, and did not run away above it.
-            assert!(auto.peak_limit >= capacity, "{auto:?}");
-        }
+    // Every cell of the benchmark, with a client that sends as each answer arrives and with
+    // one that reads answers in batches (its new requests leave together: the case where
+    // judging a round on its first answers doubled into the 429s).
+    let cells = [8, 64, 512]
+        .into_iter()
+        .flat_map(|c| [0.05, 0.3].map(|l| (c, l)))
+        .flat_map(|(c, l)| [0.0, 0.06 * l].map(|w| (c, l, w)));
+    for (capacity, latency, batch_window) in cells {
+        let jobs = 64 * capacity;
+        let best = [capacity, capacity * 3 / 2, 2 * capacity]
+            .into_iter()
+            .map(|n| simulate(jobs, capacity, latency, Some(n), batch_window).seconds)
+            .fold(f64::INFINITY, f64::min);
+        let auto = simulate(jobs, capacity, latency, None, batch_window);
+        let share = best / auto.seconds;
+        eprintln!(
+            "C={capacity} L={latency} window={batch_window} best={best:.3} {auto:?} \
+             share={share:.3}"
+        );
+        #[allow(clippy::cast_precision_loss)]
+        let rejected = auto.rejected as f64 / jobs as f64;
+        assert!(
+            share >= 0.9 && rejected <= 0.01,
+            "C={capacity} latency={latency} batch window={batch_window}: {share:.3} of the \
+             best fixed limit, {rejected:.4} rejected, {auto:?}"
+        );
+        // It found the capacity, and did not run away above it.
+        assert!(auto.peak_limit >= capacity, "{auto:?}");
     }
 }
 
 #[test]
 fn a_fixed_limit_above_twice_the_capacity_storms() {
     // The check above can fail: the simulated provider does reject.
-    let run = simulate(1000, 8, 0.05, Some(64));
+    let run = simulate(1000, 8, 0.05, Some(64), 0.0);
     assert!(run.rejected > 100, "{run:?}");
 }
 
