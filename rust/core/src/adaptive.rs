@@ -339,10 +339,7 @@ impl AdaptiveLimit {
     pub fn on_start(&mut self, now: f64) -> Ticket {
         self.in_flight += 1;
         self.round.peak_in_flight = self.round.peak_in_flight.max(self.in_flight);
-        let size = match self.round.size {
-            0 => self.limit(),
-            size => size,
-        };
+        let size = self.round_size();
         if let Some(starts) = &mut self.round.starts
             && starts.len() < 2 * size
         {
@@ -383,16 +380,12 @@ impl AdaptiveLimit {
         if ticket.started < self.round.began {
             return; // started under the previous round's limit
         }
-        let limit = self.limit();
+        let size = self.round_size();
         let round = &mut self.round;
         round.samples += 1;
         round.latency_sum += latency;
         round.latency_squares += latency * latency;
         round.latest_answered_start = round.latest_answered_start.max(ticket.started);
-        let size = match round.size {
-            0 => limit,
-            size => size,
-        };
         let sent_with_the_answered = round.starts.as_ref().map_or(0, |starts| {
             starts.partition_point(|started| *started <= round.latest_answered_start)
         });
@@ -433,6 +426,14 @@ impl AdaptiveLimit {
             return;
         }
         self.decrease(MAX_DECREASE, now);
+    }
+
+    /// Samples that end the current round (before it waits for requests sent with them).
+    fn round_size(&self) -> usize {
+        match self.round.size {
+            0 => self.limit(),
+            size => size,
+        }
     }
 
     fn end_round(&mut self, now: f64) {
