@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::header::{CONTENT_TYPE, HeaderValue, LOCATION};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::{Call, ChannelBody, Reply, State, locked, reply_json};
@@ -270,7 +271,7 @@ fn redirect(state: &State, call: &Call<'_>, script: &Directives) -> Option<Reply
 /// (`truncated`), with bytes that are not UTF-8 (`invalid_utf8`), cut short by a closed
 /// connection (`reset_mid_body`), sent slowly (`trickle_ms`), or replaced by a huge body
 /// (`huge_mb`).
-pub(crate) fn answer(script: &Directives, payload: &Value) -> Reply {
+pub(crate) fn answer(script: &Directives, payload: &impl Serialize) -> Reply {
     let mut reply = answer_body(script, payload);
     if script.close {
         reply
@@ -280,11 +281,19 @@ pub(crate) fn answer(script: &Directives, payload: &Value) -> Reply {
     reply
 }
 
-fn answer_body(script: &Directives, payload: &Value) -> Reply {
+fn answer_body(script: &Directives, payload: &impl Serialize) -> Reply {
     if let Some(megabytes) = script.huge_mb {
         return huge(megabytes, script.content_length);
     }
-    let mut text = payload.to_string().into_bytes();
+    let mut text = match serde_json::to_vec(payload) {
+        Ok(text) => text,
+        Err(error) => {
+            return crate::reply(
+                500,
+                format!("the mock could not serialize its answer: {error}"),
+            );
+        }
+    };
     if script.truncated {
         text.truncate(text.len() / 2);
     }

@@ -10,6 +10,9 @@
 //! tokens, and `top_n_tokens` alternatives per position under `top_tokens`) when asked.
 //! Errors have TGI's shape, `{"error": "...", "error_type": "..."}`.
 
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::directives;
@@ -43,20 +46,28 @@ pub(crate) async fn route(state: &State, call: &Call<'_>) -> Option<Reply> {
         path if path.starts_with("/hf-inference/models/") => true,
         _ => return None,
     };
+    if let Some(request) = PlainGenerateRequest::parse(call.body) {
+        return Some(plain_generate(state, call, &request, as_array).await);
+    }
+    Some(general(state, call, as_array).await)
+}
+
+/// Any generate request, read as a `serde_json::Value`.
+async fn general(state: &State, call: &Call<'_>, as_array: bool) -> Reply {
     let Ok(body) = serde_json::from_slice::<Value>(call.body) else {
         let error = error_body(
             422,
             "Failed to deserialize the JSON body into the target type",
         );
-        return Some(reply_json(422, &error));
+        return reply_json(422, &error);
     };
     let Some(inputs) = body.get("inputs").and_then(Value::as_str) else {
         let error = error_body(422, "missing field `inputs`");
-        return Some(reply_json(422, &error));
+        return reply_json(422, &error);
     };
     let script = match directives::run(state, call, inputs, &error_body).await {
         Ok(script) => script,
-        Err(reply) => return Some(reply),
+        Err(reply) => return reply,
     };
     let parameters = body.get("parameters").cloned().unwrap_or(Value::Null);
     let generation = generation(inputs, script.content.as_deref(), &parameters);
@@ -65,7 +76,111 @@ pub(crate) async fn route(state: &State, call: &Call<'_>) -> Option<Reply> {
     } else {
         generation
     };
-    Some(directives::answer(&script, &payload))
+    directives::answer(&script, &payload)
+}
+
+/// A generate request in its most common shape: string inputs, and parameters (if any) whose
+/// `details`, `return_full_text` and `seed` have their usual types and without
+/// `top_n_tokens`. It is answered from typed structs, with the bytes the general path
+/// ([`generation`]) would answer; any other request goes that path.
+#[derive(Deserialize)]
+struct PlainGenerateRequest<'a> {
+    #[serde(borrow)]
+    inputs: Cow<'a, str>,
+    parameters: Option<PlainParameters>,
+}
+
+#[derive(Deserialize)]
+struct PlainParameters {
+    details: Option<bool>,
+    return_full_text: Option<bool>,
+    seed: Option<u64>,
+    top_n_tokens: Option<Value>,
+}
+
+impl<'a> PlainGenerateRequest<'a> {
+    fn parse(body: &'a [u8]) -> Option<Self> {
+        let request: Self = serde_json::from_slice(body).ok()?;
+        let plain = request
+            .parameters
+            .as_ref()
+            .is_none_or(|parameters| parameters.top_n_tokens.is_none());
+        plain.then_some(request)
+    }
+}
+
+#[derive(Serialize)]
+struct PlainGeneration<'a> {
+    generated_text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<PlainDetails<'a>>,
+}
+
+#[derive(Serialize)]
+struct PlainDetails<'a> {
+    finish_reason: &'static str,
+    generated_tokens: usize,
+    seed: Option<u64>,
+    prefill: [(); 0],
+    tokens: Vec<PlainToken<'a>>,
+}
+
+#[derive(Serialize)]
+struct PlainToken<'a> {
+    id: usize,
+    text: &'a str,
+    logprob: f64,
+    special: bool,
+}
+
+async fn plain_generate(
+    state: &State,
+    call: &Call<'_>,
+    request: &PlainGenerateRequest<'_>,
+    as_array: bool,
+) -> Reply {
+    let inputs = request.inputs.as_ref();
+    let script = match directives::run(state, call, inputs, &error_body).await {
+        Ok(script) => script,
+        Err(reply) => return reply,
+    };
+    let answer = script
+        .content
+        .as_deref()
+        .map_or_else(|| format!("echo: {inputs}"), str::to_owned);
+    let parameters = request.parameters.as_ref();
+    let flag =
+        |value: fn(&PlainParameters) -> Option<bool>| parameters.and_then(value) == Some(true);
+    let generated_text = if flag(|parameters| parameters.return_full_text) {
+        Cow::Owned(format!("{inputs}{answer}"))
+    } else {
+        Cow::Borrowed(answer.as_str())
+    };
+    let details = flag(|parameters| parameters.details).then(|| PlainDetails {
+        finish_reason: "eos_token",
+        generated_tokens: count_tokens(&answer),
+        seed: parameters.and_then(|parameters| parameters.seed),
+        prefill: [],
+        tokens: answer
+            .split_whitespace()
+            .enumerate()
+            .map(|(id, text)| PlainToken {
+                id,
+                text,
+                logprob: -0.1,
+                special: false,
+            })
+            .collect(),
+    });
+    let generation = PlainGeneration {
+        generated_text: &generated_text,
+        details,
+    };
+    if as_array {
+        directives::answer(&script, &[generation])
+    } else {
+        directives::answer(&script, &generation)
+    }
 }
 
 /// One generation, as TGI returns it.
@@ -117,4 +232,58 @@ fn generation(inputs: &str, content: Option<&str>, parameters: &Value) -> Value 
         details.insert("top_tokens".into(), Value::Array(positions));
     }
     json!({"generated_text": generated_text, "details": details})
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use hyper::header::HeaderMap;
+
+    use super::*;
+    use crate::test_support::{post, read};
+
+    /// Requests of the plain shape (what distilabel's and our clients send, and variants).
+    const PLAIN: [&str; 7] = [
+        r#"{"inputs":"prompt number 1","parameters":{"details":true,"max_new_tokens":128,"seed":42,"stop_sequences":[],"temperature":1.0,"top_n_tokens":null}}"#,
+        r#"{"inputs":"p","parameters":{"details":true,"return_full_text":true,"seed":null}}"#,
+        r#"{"inputs":" spaced \n out\t x ","parameters":{"details":false}}"#,
+        r#"{"inputs":"no parameters"}"#,
+        r#"{"inputs":"null parameters","parameters":null}"#,
+        r#"{"inputs":"x [[content=a_b_c]]","parameters":{"details":true}}"#,
+        r#"{"inputs":"x [[status=503]]","parameters":{"details":true}}"#,
+    ];
+
+    const GENERAL: [&str; 6] = [
+        r#"{"inputs":"x","parameters":{"details":true,"top_n_tokens":2}}"#,
+        r#"{"inputs":"x","parameters":{"details":"yes"}}"#,
+        r#"{"inputs":"x","parameters":{"seed":-1}}"#,
+        r#"{"inputs":["x"]}"#,
+        r#"{"parameters":{}}"#,
+        r#"not json"#,
+    ];
+
+    #[tokio::test]
+    async fn a_plain_generate_request_is_answered_as_the_general_path_answers_it() {
+        let headers = HeaderMap::new();
+        for text in PLAIN {
+            let body = Bytes::from_static(text.as_bytes());
+            let call = post("/tgi", &headers, &body);
+            let request = PlainGenerateRequest::parse(&body).unwrap_or_else(|| panic!("{text}"));
+            for as_array in [true, false] {
+                let plain = plain_generate(&State::default(), &call, &request, as_array).await;
+                let general = general(&State::default(), &call, as_array).await;
+                assert_eq!(read(plain).await, read(general).await, "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn other_generate_requests_are_left_to_the_general_path() {
+        for text in GENERAL {
+            assert!(
+                PlainGenerateRequest::parse(text.as_bytes()).is_none(),
+                "{text}"
+            );
+        }
+    }
 }
