@@ -64,6 +64,13 @@ impl Directives {
     }
 
     /// Drops the misbehaviours (once `times` attempts had them).
+    /// The answer's text: the `content` directive's, or the echo of the request text.
+    pub(crate) fn answer_text(&self, text: &str) -> String {
+        self.content
+            .as_deref()
+            .map_or_else(|| format!("echo: {text}"), str::to_owned)
+    }
+
     fn behave(&mut self) {
         self.status = None;
         self.malformed = false;

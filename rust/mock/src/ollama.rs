@@ -57,10 +57,7 @@ async fn general(state: &State, call: &Call<'_>, chat: bool) -> Reply {
         Ok(script) => script,
         Err(reply) => return reply,
     };
-    let answer = script
-        .content
-        .clone()
-        .unwrap_or_else(|| format!("echo: {text}"));
+    let answer = script.answer_text(&text);
     let prompt = if chat {
         body.get("messages")
             .map(Value::to_string)
@@ -152,10 +149,7 @@ async fn plain(state: &State, call: &Call<'_>, request: &PlainRequest<'_>, chat:
         Ok(script) => script,
         Err(reply) => return reply,
     };
-    let answer = script
-        .content
-        .as_deref()
-        .map_or_else(|| format!("echo: {text}"), str::to_owned);
+    let answer = script.answer_text(text);
     let prompt_tokens = match (&request.messages, chat) {
         (Some(messages), true) => count_message_tokens(messages),
         _ => count_tokens(text),

@@ -142,10 +142,7 @@ async fn plain_chat(
         Ok(script) => script,
         Err(reply) => return reply,
     };
-    let answer = script
-        .content
-        .as_deref()
-        .map_or_else(|| format!("echo: {text}"), str::to_owned);
+    let answer = script.answer_text(text);
     let prompt_tokens = count_message_tokens(&request.messages);
     let completion_tokens = count_tokens(&answer);
     let completion = PlainChatCompletion {

@@ -144,10 +144,7 @@ async fn plain_generate(
         Ok(script) => script,
         Err(reply) => return reply,
     };
-    let answer = script
-        .content
-        .as_deref()
-        .map_or_else(|| format!("echo: {inputs}"), str::to_owned);
+    let answer = script.answer_text(inputs);
     let parameters = request.parameters.as_ref();
     let flag =
         |value: fn(&PlainParameters) -> Option<bool>| parameters.and_then(value) == Some(true);
