@@ -10,7 +10,6 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -93,14 +92,8 @@ struct PlainRequest<'a> {
     #[serde(borrow)]
     messages: Option<Vec<PlainMessage<'a>>>,
     /// A chat's text would be its `prompt` (`text_of`); a generate's text is it.
-    prompt: Option<PlainPrompt<'a>>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum PlainPrompt<'a> {
-    Text(#[serde(borrow)] Cow<'a, str>),
-    Other(IgnoredAny),
+    #[serde(borrow)]
+    prompt: Option<Cow<'a, str>>,
 }
 
 impl<'a> PlainRequest<'a> {
@@ -109,7 +102,7 @@ impl<'a> PlainRequest<'a> {
         let shape = if chat {
             request.messages.is_some() && request.prompt.is_none()
         } else {
-            matches!(request.prompt, Some(PlainPrompt::Text(_)))
+            request.prompt.is_some()
         };
         (shape && !request.model.is_empty() && request.stream == Some(false)).then_some(request)
     }
@@ -117,7 +110,7 @@ impl<'a> PlainRequest<'a> {
     /// The request text, as `text_of` reads it.
     fn text(&self) -> &str {
         match (&self.prompt, &self.messages) {
-            (Some(PlainPrompt::Text(prompt)), _) => prompt,
+            (Some(prompt), _) => prompt,
             (_, Some(messages)) => messages.last().map_or("", |message| &message.content),
             _ => "",
         }

@@ -70,7 +70,7 @@ async fn general(state: &State, call: &Call<'_>, as_array: bool) -> Reply {
         Err(reply) => return reply,
     };
     let parameters = body.get("parameters").cloned().unwrap_or(Value::Null);
-    let generation = generation(inputs, script.content.as_deref(), &parameters);
+    let generation = generation(inputs, &script.answer_text(inputs), &parameters);
     let payload = if as_array {
         json!([generation])
     } else {
@@ -146,14 +146,14 @@ async fn plain_generate(
     };
     let answer = script.answer_text(inputs);
     let parameters = request.parameters.as_ref();
-    let flag =
-        |value: fn(&PlainParameters) -> Option<bool>| parameters.and_then(value) == Some(true);
-    let generated_text = if flag(|parameters| parameters.return_full_text) {
+    let return_full_text = parameters.and_then(|parameters| parameters.return_full_text);
+    let details = parameters.and_then(|parameters| parameters.details);
+    let generated_text = if return_full_text == Some(true) {
         Cow::Owned(format!("{inputs}{answer}"))
     } else {
         Cow::Borrowed(answer.as_str())
     };
-    let details = flag(|parameters| parameters.details).then(|| PlainDetails {
+    let details = (details == Some(true)).then(|| PlainDetails {
         finish_reason: "eos_token",
         generated_tokens: count_tokens(&answer),
         seed: parameters.and_then(|parameters| parameters.seed),
@@ -181,13 +181,12 @@ async fn plain_generate(
 }
 
 /// One generation, as TGI returns it.
-fn generation(inputs: &str, content: Option<&str>, parameters: &Value) -> Value {
-    let answer = content.map_or_else(|| format!("echo: {inputs}"), str::to_owned);
+fn generation(inputs: &str, answer: &str, parameters: &Value) -> Value {
     let flag = |name: &str| parameters.get(name).and_then(Value::as_bool) == Some(true);
     let generated_text = if flag("return_full_text") {
         format!("{inputs}{answer}")
     } else {
-        answer.clone()
+        answer.to_owned()
     };
     if !flag("details") {
         return json!({"generated_text": generated_text});
@@ -200,7 +199,7 @@ fn generation(inputs: &str, content: Option<&str>, parameters: &Value) -> Value 
         .collect();
     let mut details = serde_json::Map::new();
     details.insert("finish_reason".into(), json!("eos_token"));
-    details.insert("generated_tokens".into(), json!(count_tokens(&answer)));
+    details.insert("generated_tokens".into(), json!(count_tokens(answer)));
     let seed = parameters.get("seed").cloned().unwrap_or(Value::Null);
     details.insert("seed".into(), seed);
     details.insert("prefill".into(), json!([]));
