@@ -105,3 +105,36 @@ def test_large_input_is_grouped_in_order() -> None:
     assert len(merged) == 50_000
     assert merged[-1]["generations"] == ["199996", "199997", "199998", "199999"]
     assert merged[123]["statistics"]["input_tokens"] == [492, 493, 494, 495]
+
+
+def _core_output(rng: random.Random, generations: int, logprobs: bool) -> dict:
+    # The shape `RequestsHandle.results()` builds: both token counts, `logprobs` (one entry
+    # per generation) only when there are some.
+    output: dict = {
+        "generations": [f"g{rng.random()}" for _ in range(generations)],
+        "statistics": {"input_tokens": [rng.randint(1, 9)], "output_tokens": [rng.randint(1, 9)]},
+    }
+    if logprobs:
+        output["logprobs"] = [[[{"token": "t", "logprob": -0.5}]] for _ in range(generations)]
+    return output
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_one_generation_outputs_skip_grouping_only_when_it_changes_nothing(seed: int) -> None:
+    from distilabel_rs.models.llms._native import _grouping_is_identity
+
+    rng = random.Random(seed)
+    uniform = seed % 2 == 0
+    with_logprobs = rng.random() < 0.5
+    outputs = [
+        _core_output(
+            rng,
+            1 if uniform else rng.choice([0, 1, 1, 2]),
+            with_logprobs if uniform else rng.random() < 0.5,
+        )
+        for _ in range(rng.randint(1, 12))
+    ]
+    if _grouping_is_identity(outputs):
+        assert dl_merge(outputs, n=1) == outputs
+    # Uniform one-generation outputs (the common case) are never re-grouped.
+    assert _grouping_is_identity(outputs) or not uniform

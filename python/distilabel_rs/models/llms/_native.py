@@ -342,6 +342,8 @@ class NativeLLM(AsyncLLM):
                 next(iter(failures.values())),
             )
         if grouped and not self._num_generations_param_supported:
+            if not failures and num_generations == 1 and _grouping_is_identity(outputs):
+                return outputs
             # Failed generations stay aligned with the others of their input.
             messages = {index: describe_error(error) for index, error in failures.items()}
             return merge_with_failures(outputs, messages, num_generations)
@@ -563,6 +565,17 @@ def _returning_arguments(signature: inspect.Signature) -> Callable[..., Dict[str
     source = f"def agenerate({', '.join(parameters)}):\n    return {{{', '.join(returned)}}}\n"
     exec(source, namespace)  # names come from a Python signature: identifiers only
     return namespace["agenerate"]
+
+
+def _grouping_is_identity(outputs: List[Any]) -> bool:
+    """Whether `merge_responses(outputs, 1)` would return `outputs` as they are: for the
+    outputs the core builds (both token counts, `logprobs` aligned with the generations),
+    when each has one generation and all have the same keys (distilabel's merge takes the
+    extra keys of the first output). Grouping in Rust converts every output twice."""
+    if not outputs:
+        return True
+    keys = outputs[0].keys()
+    return all(len(output["generations"]) == 1 and output.keys() == keys for output in outputs)
 
 
 def _extra_root_certificates() -> Optional[bytes]:

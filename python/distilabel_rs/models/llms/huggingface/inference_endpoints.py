@@ -65,6 +65,18 @@ _NO_RESPONSE = "⚠️ Received no response using Inference Client (model: '{mod
 _MAX_STOP_SEQUENCES = 4
 # `random.randint(0, sys.maxsize)` (distilabel's seed) is `getrandbits(63)`, three times faster.
 _SEED_BITS = sys.maxsize.bit_length()
+# The Messages API arguments of `agenerate` sent only when not `None` (the others always
+# have a value: `logprobs`, `max_new_tokens` as `max_tokens`, `temperature`, the seed).
+_OPTIONAL_CHAT_ARGUMENTS = (
+    "frequency_penalty",
+    "logit_bias",
+    "presence_penalty",
+    "tool_choice",
+    "tool_prompt",
+    "tools",
+    "top_logprobs",
+    "top_p",
+)
 
 
 class _Context(NamedTuple):
@@ -410,7 +422,7 @@ class InferenceEndpointsLLM(InferenceEndpointsBaseClient, NativeLLM, MagpieChatT
                 ("typical_p", parameters["typical_p"]),
                 ("watermark", parameters["watermark"]),
             )
-            body = {
+            body: Dict[str, Any] = {
                 "inputs": input,
                 "parameters": {
                     k: _without_none(v) if isinstance(v, dict) else v
@@ -422,29 +434,27 @@ class InferenceEndpointsLLM(InferenceEndpointsBaseClient, NativeLLM, MagpieChatT
             input_tokens = compute_tokens(input, tokenizer.encode) if tokenizer else -1
             return _text_request(body, input_tokens)
 
-        options = (
-            ("frequency_penalty", parameters["frequency_penalty"]),
-            ("logit_bias", parameters["logit_bias"]),
-            ("logprobs", parameters["logprobs"]),
-            ("max_tokens", parameters["max_new_tokens"]),
-            ("presence_penalty", parameters["presence_penalty"]),
-            # distilabel 1.5.3 drops the grammar on this path (or sends a broken request
-            # for a per-input one); TGI's Messages API takes it as `response_format`.
-            ("response_format", grammar),
-            ("seed", seed),
-            ("stop", stop),
-            ("temperature", parameters["temperature"]),
-            ("tool_choice", parameters["tool_choice"]),
-            ("tool_prompt", parameters["tool_prompt"]),
-            ("tools", parameters["tools"]),
-            ("top_logprobs", parameters["top_logprobs"]),
-            ("top_p", parameters["top_p"]),
-            ("stream", False),
-        )
-        body = {"model": context.chat_model, "messages": input}
-        for key, value in options:
+        body = {
+            "model": context.chat_model,
+            "messages": input,
+            "logprobs": parameters["logprobs"],
+            "max_tokens": parameters["max_new_tokens"],
+            "seed": seed,
+            "temperature": parameters["temperature"],
+            "stream": False,
+        }
+        # And, as huggingface_hub sends them, the arguments that are not `None` (without
+        # `None` entries at any depth).
+        for key in _OPTIONAL_CHAT_ARGUMENTS:
+            value = parameters[key]
             if value is not None:
-                body[key] = _without_none(value) if isinstance(value, (dict, list)) else value  # type: ignore[assignment]
+                body[key] = _without_none(value) if isinstance(value, (dict, list)) else value
+        # distilabel 1.5.3 drops the grammar on this path (or sends a broken request for a
+        # per-input one); TGI's Messages API takes it as `response_format`.
+        if grammar is not None:
+            body["response_format"] = _without_none(grammar)
+        if stop is not None:
+            body["stop"] = stop
         return "chat", body
 
     def _start(self, requests: List[Request]) -> Any:
