@@ -36,6 +36,7 @@ use tokio::time::Instant;
 use super::completion::Completion;
 use super::error::ApiError;
 use super::http1::{self, Http1Connections};
+use super::http1_wire;
 use super::provider::{Endpoint, Provider};
 use super::retry_hint::{hinted_wait, saturating_seconds};
 use crate::limits::{CLIENT_DEFAULTS, Jitter, RetryPolicy, TokenBucket};
@@ -214,19 +215,19 @@ enum Http1Exchange {
 }
 
 /// The request target of `url` on an HTTP/1.1 connection: its path and query.
-fn path_and_query_of(url: &reqwest::Url) -> Option<hyper::Uri> {
+fn path_and_query_of(url: &reqwest::Url) -> Option<String> {
     let target = match url.query() {
         Some(query) => format!("{}?{query}", url.path()),
         None => url.path().to_owned(),
     };
-    hyper::Uri::try_from(target).ok()
+    http1_wire::is_request_target(&target).then_some(target)
 }
 
 /// Where a path of the API is: its URL, and its path and query on the client's own
 /// HTTP/1.1 connections when they serve it.
 struct Route {
     url: reqwest::Url,
-    http1: Option<hyper::Uri>,
+    http1: Option<String>,
 }
 
 /// Parsed URLs kept by [`Client`] (generation paths; batch calls vary and just rotate).
@@ -485,7 +486,7 @@ impl<P: Provider> Client<P> {
         &self,
         connections: &Http1Connections,
         route: &Route,
-        path_and_query: &hyper::Uri,
+        path_and_query: &str,
         body: &Bytes,
         limit: u64,
     ) -> Result<Http1Exchange, ApiError> {
@@ -494,10 +495,7 @@ impl<P: Provider> Client<P> {
         let mut url = Cow::Borrowed(&route.url);
         let mut path_and_query = Cow::Borrowed(path_and_query);
         loop {
-            let (response, connection) = connections
-                .post(&url, &path_and_query, body.clone())
-                .await?;
-            let (head, incoming) = response.into_parts();
+            let (head, mut response_body) = connections.post(&url, &path_and_query, body).await?;
             let next = (head.status.is_redirection() && self.follow_redirects)
                 .then(|| head.headers.get(LOCATION))
                 .flatten()
@@ -524,16 +522,10 @@ impl<P: Provider> Client<P> {
                 url = Cow::Owned(next);
                 continue;
             }
-            let mut body = Http1Body {
-                incoming,
-                ended: false,
-            };
             let answer = self
-                .read_response(head.status, &head.headers, &mut body, limit)
+                .read_response(head.status, &head.headers, &mut response_body, limit)
                 .await;
-            if body.ended {
-                connections.put_back(connection);
-            }
+            connections.put_back(response_body);
             return answer.map(Http1Exchange::Answered);
         }
     }
@@ -745,20 +737,10 @@ impl BodyChunks for ReqwestBody {
     }
 }
 
-/// A body on the client's own connections (the caller's timeout bounds it); `ended` once
-/// it was read to its end, when the connection can carry another request.
-struct Http1Body {
-    incoming: hyper::body::Incoming,
-    ended: bool,
-}
-
-impl BodyChunks for Http1Body {
+/// A body on the client's own connections (the caller's timeout bounds it).
+impl BodyChunks for http1::ResponseBody {
     async fn chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
-        let chunk = http1::next_chunk(&mut self.incoming)
-            .await
-            .map_err(|error| broken_body(&error))?;
-        self.ended = chunk.is_none();
-        Ok(chunk)
+        Self::chunk(self).await.map_err(|error| broken_body(&error))
     }
 }
 

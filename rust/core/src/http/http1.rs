@@ -1,29 +1,34 @@
-//! Generation requests to a plain-`http://` server over HTTP/1.1 connections of our own
-//! (hyper's `client::conn`), kept in a small pool of idle connections.
+//! Generation requests to a plain-`http://` server over HTTP/1.1 connections of our own,
+//! kept in a small pool of idle connections; the bytes on the wire are `http1_wire`'s.
 //!
 //! Why: on a local server (vLLM, TGI, Ollama, llama.cpp, the mock) the client's CPU per
-//! request is the bottleneck, and most of it was reqwest's per-request machinery around
-//! hyper — pool checkout keyed by URL, the redirect layer, tower services, request builders —
-//! not HTTP. The same requests over hyper connections cost about 35% less CPU
-//! (measured against the mock: 50–57 µs per request through reqwest, 33–35 µs through
-//! `client::conn`, 64 in flight, two tokio workers).
+//! request is the bottleneck. reqwest's per-request machinery around hyper (pool checkout
+//! keyed by URL, the redirect layer, tower services, request builders) cost about a third
+//! of it; hyper's own `client::conn` still runs each connection in a task of its own, fed
+//! through a channel, with two task wake-ups per request. Here the request's own future
+//! writes the request and reads the answer on the socket: one `write` and one `read` per
+//! request when the answer comes in one piece.
 //!
 //! What stays with reqwest: TLS (`https://`), proxies (any `*_proxy` variable set), other
 //! calls than generations (files, batches), and a server that redirects (the first 3xx seen
 //! here hands the client back to reqwest, whose redirect policy decides). The caller bounds
 //! each attempt with its timeout and reads the body with its limits; a connection goes back
-//! to the pool only once its response was read to the end.
+//! to the pool only once its response was read to the end with nothing after it.
 
 use std::sync::{Mutex, PoisonError};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
+use bytes::{Bytes, BytesMut};
 use reqwest::header::{ACCEPT, HOST, HeaderMap, HeaderValue, USER_AGENT};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::error::ApiError;
+use super::http1_wire::{self, ChunkedDecoder, Decoded, Framing, RequestHeaders, ResponseHead};
+
+/// How much room a read gets in the buffer (a completion usually fits whole).
+const READ_BYTES: usize = 16 * 1024;
+/// The largest request buffer a connection keeps for the next request.
+const KEPT_WRITE_BYTES: usize = 64 * 1024;
 
 /// The variables of a proxy for `http://` URLs (reqwest honours them; a request that would
 /// go through a proxy is left to it).
@@ -35,8 +40,8 @@ pub(crate) struct Http1Connections {
     port: u16,
     /// `host:port`, as `TcpStream::connect` takes it.
     authority: String,
-    headers: HeaderMap,
-    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    headers: RequestHeaders,
+    idle: Mutex<Vec<Connection>>,
     max_idle: usize,
 }
 
@@ -49,9 +54,12 @@ impl std::fmt::Debug for Http1Connections {
     }
 }
 
-/// A connection taken from the pool (or opened) for one request.
+/// One connection to the server, with what was read from it but not yet used.
 pub(crate) struct Connection {
-    sender: SendRequest<Full<Bytes>>,
+    stream: TcpStream,
+    read: BytesMut,
+    /// The request being written (kept: its allocation serves the next request).
+    write: Vec<u8>,
 }
 
 impl Http1Connections {
@@ -87,7 +95,7 @@ impl Http1Connections {
             host: host.to_owned(),
             port,
             authority: format!("{host}:{port}"),
-            headers,
+            headers: RequestHeaders::new(&headers),
             idle: Mutex::new(Vec::new()),
             max_idle: max_idle.max(1),
         })
@@ -101,56 +109,93 @@ impl Http1Connections {
     }
 
     /// POSTs `body` to `path_and_query` on a pooled or new connection; returns the response
-    /// (headers read, body not yet) and the connection, to give back with [`Self::put_back`]
-    /// once the body was read to its end.
+    /// head and its body, whose connection goes back with [`Self::put_back`] once the body
+    /// was read to its end.
     pub(crate) async fn post(
         &self,
         url: &reqwest::Url,
-        path_and_query: &hyper::Uri,
-        body: Bytes,
-    ) -> Result<(hyper::Response<Incoming>, Connection), ApiError> {
-        let request = || {
-            let mut request = hyper::Request::new(Full::new(body.clone()));
-            *request.method_mut() = hyper::Method::POST;
-            *request.uri_mut() = path_and_query.clone();
-            *request.headers_mut() = self.headers.clone();
-            request
-        };
-        while let Some(mut connection) = self.take_idle() {
-            if connection.sender.ready().await.is_err() {
-                continue;
+        path_and_query: &str,
+        body: &[u8],
+    ) -> Result<(ResponseHead, ResponseBody), ApiError> {
+        let mut connection = loop {
+            let Some(mut connection) = self.take_idle() else {
+                let mut connection = self.open(url).await?;
+                connection
+                    .send(path_and_query, &self.headers, body)
+                    .await
+                    .map_err(|error| send_error(url, &error.to_string()))?;
+                break connection;
+            };
+            // A kept connection that the server closed in the meantime cannot take the whole
+            // request, so the server cannot have acted on it: another connection carries it.
+            if connection
+                .send(path_and_query, &self.headers, body)
+                .await
+                .is_ok()
+            {
+                break connection;
             }
-            match connection.sender.send_request(request()).await {
-                Ok(response) => return Ok((response, connection)),
-                // The server closed this idle connection before the request was written:
-                // nothing was sent, so another connection may carry it.
-                Err(error) if error.is_canceled() => {}
+        };
+        let head = loop {
+            match http1_wire::take_head(&mut connection.read) {
+                Ok(Some(head)) => break head,
+                Ok(None) => {}
                 Err(error) => return Err(send_error(url, &error)),
             }
-        }
-        let mut connection = self.open(url).await?;
-        match connection.sender.send_request(request()).await {
-            Ok(response) => Ok((response, connection)),
-            Err(error) => Err(send_error(url, &error)),
-        }
+            match connection.fill().await {
+                Ok(0) => {
+                    return Err(send_error(
+                        url,
+                        "connection closed before message completed",
+                    ));
+                }
+                Ok(_) => {}
+                Err(error) => return Err(send_error(url, &error.to_string())),
+            }
+        };
+        let state = match head.framing {
+            Framing::Empty | Framing::Length(0) => BodyState::Ended,
+            Framing::Length(length) => BodyState::Length(length),
+            Framing::Chunked => BodyState::Chunked(ChunkedDecoder::default()),
+            Framing::UntilClose => BodyState::UntilClose,
+        };
+        let keep_alive = head.keep_alive;
+        Ok((
+            head,
+            ResponseBody {
+                connection,
+                state,
+                keep_alive,
+            },
+        ))
     }
 
-    /// Keeps a connection whose response was read to its end, for the next request.
-    pub(crate) fn put_back(&self, connection: Connection) {
-        if connection.sender.is_closed() {
+    /// Keeps the connection of a body read to its end, for the next request (unless the
+    /// server said it closes it, or sent more than the response).
+    pub(crate) fn put_back(&self, body: ResponseBody) {
+        if !body.ended() || !body.keep_alive || !body.connection.read.is_empty() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < self.max_idle {
-            idle.push(connection.sender);
+            idle.push(body.connection);
         }
     }
 
+    /// An idle connection the server has not closed. A server closes an idle connection
+    /// when its keep-alive timeout passes: the end of stream is then waiting to be read,
+    /// and the connection is dropped before any request is written on it.
     fn take_idle(&self) -> Option<Connection> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(sender) = idle.pop() {
-            if !sender.is_closed() {
-                return Some(Connection { sender });
+        while let Some(connection) = idle.pop() {
+            let mut probe = [0u8; 1];
+            // Nothing to read (the usual case, answered from the readiness the runtime
+            // already has, without a system call) is an open connection; an end of stream,
+            // an error or unexpected bytes are not.
+            if let Err(error) = connection.stream.try_read(&mut probe)
+                && error.kind() == std::io::ErrorKind::WouldBlock
+            {
+                return Some(connection);
             }
         }
         None
@@ -163,16 +208,103 @@ impl Http1Connections {
             ))
         })?;
         // Requests are small writes answered at once: no Nagle delay.
-        stream.set_nodelay(true).map_err(|error| {
-            ApiError::Connection(format!("error sending request for url ({url}): {error}"))
-        })?;
-        let (sender, connection) = http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|error| send_error(url, &error))?;
-        // The connection's reads and writes run in their own task until either side closes
-        // it (the sender dropped, the server gone); its error, if any, reaches the request.
-        tokio::spawn(connection);
-        Ok(Connection { sender })
+        stream
+            .set_nodelay(true)
+            .map_err(|error| send_error(url, &error.to_string()))?;
+        Ok(Connection {
+            stream,
+            read: BytesMut::with_capacity(READ_BYTES),
+            write: Vec::new(),
+        })
+    }
+}
+
+impl Connection {
+    async fn send(
+        &mut self,
+        path_and_query: &str,
+        headers: &RequestHeaders,
+        body: &[u8],
+    ) -> std::io::Result<()> {
+        http1_wire::write_post(&mut self.write, path_and_query, headers, body);
+        let written = self.stream.write_all(&self.write).await;
+        if self.write.capacity() > KEPT_WRITE_BYTES {
+            // A large body (images) is not kept for the life of the connection.
+            self.write = Vec::new();
+        }
+        written
+    }
+
+    /// Reads what the server sent next into the buffer: the number of bytes, 0 at the end
+    /// of the stream.
+    async fn fill(&mut self) -> std::io::Result<usize> {
+        self.read.reserve(READ_BYTES);
+        self.stream.read_buf(&mut self.read).await
+    }
+}
+
+/// Where the reading of a response body is.
+enum BodyState {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+    Ended,
+}
+
+/// The body of a response on one of the client's own connections, read piece by piece.
+pub(crate) struct ResponseBody {
+    connection: Connection,
+    state: BodyState,
+    keep_alive: bool,
+}
+
+impl ResponseBody {
+    /// Whether the body was read to its end.
+    pub(crate) fn ended(&self) -> bool {
+        matches!(self.state, BodyState::Ended)
+    }
+
+    /// The next piece of the body, `None` at its end; a connection that breaks (or closes
+    /// before the announced length) is an error.
+    pub(crate) async fn chunk(&mut self) -> Result<Option<Bytes>, String> {
+        loop {
+            let buffer = &mut self.connection.read;
+            match &mut self.state {
+                BodyState::Ended => return Ok(None),
+                BodyState::Length(left) if !buffer.is_empty() => {
+                    let take = usize::try_from(*left).map_or(buffer.len(), |n| n.min(buffer.len()));
+                    *left -= take as u64;
+                    if *left == 0 {
+                        self.state = BodyState::Ended;
+                    }
+                    return Ok(Some(buffer.split_to(take).freeze()));
+                }
+                BodyState::UntilClose if !buffer.is_empty() => {
+                    return Ok(Some(buffer.split().freeze()));
+                }
+                BodyState::Chunked(decoder) => match decoder.decode(buffer)? {
+                    Decoded::Data(piece) => return Ok(Some(piece)),
+                    Decoded::End => {
+                        self.state = BodyState::Ended;
+                        return Ok(None);
+                    }
+                    Decoded::NeedMore => {}
+                },
+                BodyState::Length(_) | BodyState::UntilClose => {}
+            }
+            let read = self
+                .connection
+                .fill()
+                .await
+                .map_err(|error| error.to_string())?;
+            if read == 0 {
+                if matches!(self.state, BodyState::UntilClose) {
+                    self.state = BodyState::Ended;
+                    return Ok(None);
+                }
+                return Err("connection closed before message completed".to_owned());
+            }
+        }
     }
 }
 
@@ -183,25 +315,6 @@ fn proxy_configured() -> bool {
         .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
 }
 
-fn send_error(url: &reqwest::Url, error: &hyper::Error) -> ApiError {
-    ApiError::Connection(format!(
-        "error sending request for url ({url}): {}",
-        super::client::error_chain(error)
-    ))
-}
-
-/// The next piece of a response body, `None` at its end.
-pub(crate) async fn next_chunk(body: &mut Incoming) -> Result<Option<Bytes>, String> {
-    loop {
-        match body.frame().await {
-            None => return Ok(None),
-            Some(Ok(frame)) => {
-                // Trailers carry nothing a completion needs.
-                if let Ok(data) = frame.into_data() {
-                    return Ok(Some(data));
-                }
-            }
-            Some(Err(error)) => return Err(super::client::error_chain(&error)),
-        }
-    }
+fn send_error(url: &reqwest::Url, cause: &str) -> ApiError {
+    ApiError::Connection(format!("error sending request for url ({url}): {cause}"))
 }

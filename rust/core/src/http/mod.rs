@@ -8,6 +8,7 @@ pub mod completion;
 pub mod dispatch;
 pub mod error;
 mod http1;
+mod http1_wire;
 pub mod provider;
 pub mod retry_hint;
 
