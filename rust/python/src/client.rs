@@ -22,7 +22,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 use serde_json::Value;
 use tokio::task::AbortHandle;
 
-use crate::convert::{generate_output, request_json, to_json};
+use crate::convert::{generate_output, json_bytes, request_json, to_json};
 use crate::errors::IntoPyErr;
 use crate::fanout::concurrency_limit;
 use crate::task::{Finished, block_on, runtime};
@@ -180,11 +180,18 @@ impl NativeClient {
     ) -> PyResult<RequestsHandle> {
         let max_concurrency = concurrency_limit(max_concurrency)?;
         let provider = self.inner.provider();
+        // Without a tokens-per-minute limit no request reserves tokens: bodies are written
+        // as JSON straight from Python.
+        let reserves_tokens = self.config.tokens_per_minute.is_some();
         let mut prepared = Vec::with_capacity(requests.len());
         for (index, (name, body)) in requests.iter().enumerate() {
+            let endpoint = endpoint(name.to_str()?)?;
+            if !reserves_tokens && let Some(bytes) = json_bytes(body) {
+                prepared.push(Request::serialized(endpoint, bytes.into()));
+                continue;
+            }
             let body = request_json(body, index)?;
-            let request = Request::new(provider, endpoint(name.to_str()?)?, &body)
-                .map_err(IntoPyErr::into_pyerr)?;
+            let request = Request::new(provider, endpoint, &body).map_err(IntoPyErr::into_pyerr)?;
             prepared.push(request);
         }
         let count = prepared.len();

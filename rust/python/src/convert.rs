@@ -5,6 +5,7 @@ use distilabel_rs_core::http::{Completion, TokenLogprob};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde::ser::{Error as _, Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Number, Value};
 
 /// A JSON value from plain Python data (dict with str keys, list, tuple, str, int, float,
@@ -16,6 +17,71 @@ pub fn to_json(value: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
 /// [`to_json`] of the body of request `index` (named `request {index}` in errors).
 pub fn request_json(body: &Bound<'_, PyAny>, index: usize) -> PyResult<Value> {
     json_of(body).map_err(|bad| bad.into_pyerr(&format!("request {index}")))
+}
+
+/// The JSON bytes of plain Python data, written straight from the Python objects (no
+/// intermediate [`Value`]: building one cost more than the writing). The same bytes as
+/// `serde_json::to_vec(&to_json(value))`; on a value that cannot be sent, `None`, and
+/// [`to_json`] gives the error with its place.
+pub fn json_bytes(value: &Bound<'_, PyAny>) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    serde_json::to_writer(&mut out, &Plain(value)).ok()?;
+    Some(out)
+}
+
+/// Python data seen as `Serialize`, with [`json_of`]'s rules.
+struct Plain<'a, 'py>(&'a Bound<'py, PyAny>);
+
+impl Serialize for Plain<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let value = self.0;
+        let unsendable = || S::Error::custom("cannot be sent as JSON");
+        if value.is_none() {
+            return serializer.serialize_unit();
+        }
+        if let Ok(text) = value.cast::<PyString>() {
+            return serializer.serialize_str(text.to_str().map_err(|_| unsendable())?);
+        }
+        if value.is_instance_of::<PyBool>() {
+            return serializer.serialize_bool(value.extract().map_err(|_| unsendable())?);
+        }
+        if value.is_instance_of::<PyInt>() {
+            if let Ok(number) = value.extract::<i64>() {
+                return serializer.serialize_i64(number);
+            }
+            return serializer.serialize_u64(value.extract().map_err(|_| unsendable())?);
+        }
+        if let Ok(number) = value.cast::<PyFloat>() {
+            let number = number.value();
+            if !number.is_finite() {
+                return Err(unsendable());
+            }
+            return serializer.serialize_f64(number);
+        }
+        if let Ok(dict) = value.cast::<PyDict>() {
+            let mut map = serializer.serialize_map(Some(dict.len()))?;
+            for (key, item) in dict.iter() {
+                let key = key.cast::<PyString>().map_err(|_| unsendable())?;
+                map.serialize_entry(key.to_str().map_err(|_| unsendable())?, &Plain(&item))?;
+            }
+            return map.end();
+        }
+        if let Ok(list) = value.cast::<PyList>() {
+            let mut sequence = serializer.serialize_seq(Some(list.len()))?;
+            for item in list.iter() {
+                sequence.serialize_element(&Plain(&item))?;
+            }
+            return sequence.end();
+        }
+        if let Ok(tuple) = value.cast::<PyTuple>() {
+            let mut sequence = serializer.serialize_seq(Some(tuple.len()))?;
+            for item in tuple.iter() {
+                sequence.serialize_element(&Plain(&item))?;
+            }
+            return sequence.end();
+        }
+        Err(unsendable())
+    }
 }
 
 /// A value that cannot be sent, and where it is. The place is assembled only on failure:

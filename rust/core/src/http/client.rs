@@ -66,6 +66,17 @@ impl Request {
             reserved_tokens,
         })
     }
+
+    /// A request whose body is already JSON, reserving no tokens: for a client without a
+    /// tokens-per-minute limit, where the reservation is never used (it is read only by
+    /// that limit), so the body need not be parsed to count its prompt.
+    pub fn serialized(endpoint: Endpoint, body: Bytes) -> Self {
+        Self {
+            endpoint,
+            body,
+            reserved_tokens: 0,
+        }
+    }
 }
 
 /// The body of a call to another endpoint of the API (files, batches).
