@@ -56,11 +56,17 @@ def _no_sigint_marker(monkeypatch: pytest.MonkeyPatch) -> None:
 REPO = str(Path(__file__).resolve().parents[1])
 
 
+# A test runner started in the background without job control (`cmd &` in a script, nohup)
+# hands its children SIGINT ignored, and Python then never turns Ctrl-C into
+# KeyboardInterrupt; the scripts that send themselves SIGINT need it as a terminal gives it.
+_CTRL_C_RAISES = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
 def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Runs `code` (dedented) in a fresh interpreter at the repository root; a hang fails
     the test at `timeout`."""
     return subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", textwrap.dedent(code)],
+        [sys.executable, "-W", "ignore", "-c", _CTRL_C_RAISES + textwrap.dedent(code)],
         capture_output=True,
         text=True,
         timeout=timeout,
