@@ -67,21 +67,26 @@ impl Serialize for Plain<'_, '_> {
             return map.end();
         }
         if let Ok(list) = value.cast::<PyList>() {
-            let mut sequence = serializer.serialize_seq(Some(list.len()))?;
-            for item in list.iter() {
-                sequence.serialize_element(&Plain(&item))?;
-            }
-            return sequence.end();
+            return plain_sequence(serializer, list.len(), list.iter());
         }
         if let Ok(tuple) = value.cast::<PyTuple>() {
-            let mut sequence = serializer.serialize_seq(Some(tuple.len()))?;
-            for item in tuple.iter() {
-                sequence.serialize_element(&Plain(&item))?;
-            }
-            return sequence.end();
+            return plain_sequence(serializer, tuple.len(), tuple.iter());
         }
         Err(unsendable())
     }
+}
+
+/// A list or tuple as a JSON array.
+fn plain_sequence<'py, S: Serializer>(
+    serializer: S,
+    length: usize,
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+) -> Result<S::Ok, S::Error> {
+    let mut sequence = serializer.serialize_seq(Some(length))?;
+    for item in items {
+        sequence.serialize_element(&Plain(&item))?;
+    }
+    sequence.end()
 }
 
 /// A value that cannot be sent, and where it is. The place is assembled only on failure:
