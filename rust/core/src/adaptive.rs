@@ -28,8 +28,9 @@
 //!   lengths), where the latency of one request says little.
 //! - **No-load latency** (`base`): the smallest round mean in the last two windows of
 //!   [`BASE_WINDOW_ROUNDS`] rounds. Being a windowed minimum, it follows a provider that
-//!   became slower or faster. The first round only measures it (its latencies include
-//!   opening connections, TCP and TLS).
+//!   became slower or faster. The first round has nothing to be judged against: it is
+//!   taken as flat (it may double) and sets the first estimate, which the next round
+//!   brings down if opening the connections (TCP, TLS) made the first one slow.
 //! - **Slow start**: from [`INITIAL_LIMIT`], the limit doubles ([`SLOW_START_GROWTH`]) at
 //!   the end of every round whose latency stayed below [`SLOW_START_FLAT`] times the
 //!   no-load latency and in which the limit was in use (at least half of it in flight),
@@ -67,7 +68,7 @@
 use std::fmt;
 
 /// Where the limit starts: low enough that a provider serving 4 at once (with as many
-/// queued) sees no 429 while the first round measures its latency, high enough that
+/// queued) sees no 429 in the first round (which sets the first no-load latency), high enough that
 /// doubling reaches hundreds in a few round trips.
 pub const INITIAL_LIMIT: f64 = 8.0;
 /// How much the limit grows per round in slow start (doubling, as TCP's slow start). It
@@ -462,9 +463,6 @@ impl AdaptiveLimit {
 
     /// The decisions at the end of a round.
     fn judge(&mut self, round: &Round, now: f64) {
-        // The first round only measures: its latencies include opening the connections
-        // (TCP, TLS), which would make the no-load latency look slower than it is.
-        let first = self.base_latency().is_none();
         if round.samples == 0 {
             return;
         }
@@ -502,7 +500,12 @@ impl AdaptiveLimit {
         }
         if self.slow_start {
             if slow_start_ratio <= SLOW_START_FLAT {
-                if in_use && !first {
+                // The first round too: waiting one more round trip at 8 before the first
+                // doubling cost 3 % of a 20 s job at a 300 ms provider of 512. A first
+                // round slowed by opening connections can hide a queue in the second
+                // (half of 16 queued at a provider of 8 reads as flat once the set-up took
+                // a tenth of a latency); the 429s of the third round then end slow start.
+                if in_use {
                     self.limit = (self.limit * SLOW_START_GROWTH).min(self.ceiling);
                 }
                 return;
@@ -511,6 +514,10 @@ impl AdaptiveLimit {
             // noisy (a decrease below ends the chance to resume).
             self.slow_start = false;
             self.conservative_rounds = CONSERVATIVE_ROUNDS;
+            if ratio <= TOLERANCE {
+                // Held, not grown: the round that just showed a queue is no room.
+                return;
+            }
         }
         if ratio <= TOLERANCE {
             self.cut_ratio = None;

@@ -67,8 +67,8 @@ fn slow_start_doubles_per_round_while_latency_is_flat() {
         now = run_rounds(&mut limit, 1, now, 0.3);
         seen.push(limit.limit());
     }
-    // The first round only measures (its latencies include opening connections).
-    assert_eq!(seen, [8, 8, 16, 32, 64]);
+    // The first round doubles too (it is taken as flat).
+    assert_eq!(seen, [8, 16, 32, 64, 128]);
     assert!(limit.in_slow_start());
     assert!((limit.base_latency().unwrap() - 0.3).abs() < 1e-9);
 }
@@ -87,7 +87,7 @@ fn the_ceiling_bounds_the_limit() {
 #[test]
 fn an_overload_halves_the_limit_once_per_round_trip() {
     let mut limit = AdaptiveLimit::new(10_000);
-    let now = run_rounds(&mut limit, 4, 0.0, 0.1);
+    let now = run_rounds(&mut limit, 3, 0.0, 0.1);
     assert_eq!(limit.limit(), 64);
     let old: Vec<Ticket> = (0..64).map(|_| limit.on_start(now)).collect();
     limit.on_overload(old[0], now + 0.01);
@@ -128,7 +128,7 @@ fn a_retry_counts_as_an_overload_and_restarts_the_ticket() {
 #[test]
 fn rising_latency_ends_slow_start_and_scales_the_limit_to_the_target() {
     let mut limit = AdaptiveLimit::new(10_000);
-    let now = run_rounds(&mut limit, 5, 0.0, 0.1); // 128, no-load latency 0.1
+    let now = run_rounds(&mut limit, 4, 0.0, 0.1); // 128, no-load latency 0.1
     assert_eq!(limit.limit(), 128);
     // The provider now queues: latency triples. Slow start ends before the round does.
     complete(&mut limit, 40, now, 0.3);
@@ -232,7 +232,7 @@ fn a_round_after_a_doubling_waits_for_the_requests_the_provider_queued() {
     // requests leave together; the 8 served come back first, the 8 queued at twice the
     // latency. Judging on the first 8 would double again, into its 429s.
     let mut limit = AdaptiveLimit::new(10_000);
-    let now = run_rounds(&mut limit, 2, 0.0, 0.3);
+    let now = run_rounds(&mut limit, 1, 0.0, 0.3);
     assert_eq!(limit.limit(), 16);
     let tickets: Vec<Ticket> = (0..16).map(|_| limit.on_start(now)).collect();
     for (i, ticket) in tickets.into_iter().enumerate() {
@@ -245,9 +245,28 @@ fn a_round_after_a_doubling_waits_for_the_requests_the_provider_queued() {
 }
 
 #[test]
+fn a_first_round_slowed_by_opening_connections_still_shows_the_next_queue() {
+    // The first round's latencies include opening the connections (here a twentieth of a
+    // latency): its doubling to 16 at a provider that serves 8 at once and queues 8 must
+    // still end slow start when the queued half comes back at twice the latency.
+    let mut limit = AdaptiveLimit::new(10_000);
+    complete(&mut limit, 8, 0.0, 0.3 + 0.015);
+    assert_eq!(limit.limit(), 16);
+    let now = 0.315;
+    let tickets: Vec<Ticket> = (0..16).map(|_| limit.on_start(now)).collect();
+    for (i, ticket) in tickets.into_iter().enumerate() {
+        let latency = if i < 8 { 0.3 } else { 0.6 };
+        limit.on_success(ticket, now + latency);
+        assert!(limit.limit() <= 16, "after {} answers: {limit:?}", i + 1);
+    }
+    assert!(!limit.in_slow_start());
+    assert!((limit.base_latency().unwrap() - 0.315).abs() < 1e-9);
+}
+
+#[test]
 fn a_noisy_round_that_ended_slow_start_lets_it_resume() {
     let mut limit = AdaptiveLimit::new(10_000);
-    let mut now = run_rounds(&mut limit, 3, 0.0, 0.1);
+    let mut now = run_rounds(&mut limit, 2, 0.0, 0.1);
     assert_eq!(limit.limit(), 32);
     // One round 1.4x slower (a busy CPU, a few long outputs): slow start ends, the limit
     // holds (within the tolerance).
@@ -272,7 +291,7 @@ fn a_noisy_round_that_ended_slow_start_lets_it_resume() {
 #[test]
 fn an_overload_after_a_noisy_round_ends_slow_start_for_good() {
     let mut limit = AdaptiveLimit::new(10_000);
-    let mut now = run_rounds(&mut limit, 3, 0.0, 0.1);
+    let mut now = run_rounds(&mut limit, 2, 0.0, 0.1);
     now = run_rounds(&mut limit, 1, now, 0.14);
     let ticket = limit.on_start(now);
     limit.on_overload(ticket, now);
@@ -463,8 +482,8 @@ fn a_fixed_limit_above_twice_the_capacity_storms() {
 #[test]
 fn growth_slows_down_below_the_limit_of_the_last_decrease() {
     let mut limit = AdaptiveLimit::new(10_000);
-    // Slow start: a round that only measures, then 8 -> 16 -> 32.
-    let mut now = run_rounds(&mut limit, 3, 0.0, 0.1);
+    // Slow start: 8 -> 16 -> 32.
+    let mut now = run_rounds(&mut limit, 2, 0.0, 0.1);
     assert_eq!(limit.limit(), 32);
     let ticket = limit.on_start(now);
     limit.on_overload(ticket, now); // at 32: halved to 16, and 32 remembered
