@@ -784,39 +784,55 @@ fn too_large(limit: u64) -> ApiError {
 }
 
 /// The bytes of a body read chunk by chunk: the first chunk is kept as it is (most bodies
-/// are one chunk), later ones are copied after it.
+/// are one chunk); later ones are copied after it into a buffer of the announced length,
+/// or kept and joined once at the end when no length was announced.
 #[derive(Default)]
 struct BodyBuffer {
     first: Option<Bytes>,
-    rest: Vec<u8>,
+    /// The body so far when its length was announced (sized once).
+    sized: Vec<u8>,
+    /// The pieces after the first one of a body of unknown length (chunked), joined once at
+    /// the end: a buffer grown by doubling would hold every size it went through at once
+    /// under an allocator that does not return freed memory at once (a body cut at the
+    /// 32 MiB limit then cost 100 MiB).
+    pieces: Vec<Bytes>,
+    len: u64,
 }
 
 impl BodyBuffer {
     fn len(&self) -> u64 {
-        let first = self.first.as_ref().map_or(0, Bytes::len);
-        (first + self.rest.len()) as u64
+        self.len
     }
 
     /// Appends `chunk`; `expected` (the announced length, already checked against the
-    /// limit) sizes the copy once.
+    /// limit, 0 when none) sizes the copy once.
     fn push(&mut self, chunk: Bytes, expected: u64) {
-        match &self.first {
-            None if self.rest.is_empty() => self.first = Some(chunk),
-            _ => {
-                if let Some(first) = self.first.take() {
-                    let expected = usize::try_from(expected).unwrap_or(0);
-                    self.rest.reserve(expected.max(first.len() + chunk.len()));
-                    self.rest.extend_from_slice(&first);
-                }
-                self.rest.extend_from_slice(&chunk);
+        self.len += chunk.len() as u64;
+        if self.first.is_none() && self.sized.is_empty() && self.pieces.is_empty() {
+            self.first = Some(chunk);
+        } else if expected > 0 {
+            if let Some(first) = self.first.take() {
+                let expected = usize::try_from(expected).unwrap_or(0);
+                self.sized.reserve(expected.max(first.len() + chunk.len()));
+                self.sized.extend_from_slice(&first);
             }
+            self.sized.extend_from_slice(&chunk);
+        } else {
+            self.pieces.push(chunk);
         }
     }
 
     fn into_bytes(self) -> Bytes {
+        if !self.pieces.is_empty() {
+            let mut joined = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
+            for piece in self.first.iter().chain(&self.pieces) {
+                joined.extend_from_slice(piece);
+            }
+            return Bytes::from(joined);
+        }
         match self.first {
             Some(first) => first,
-            None => Bytes::from(self.rest),
+            None => Bytes::from(self.sized),
         }
     }
 }
