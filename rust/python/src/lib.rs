@@ -1,6 +1,10 @@
 //! `distilabel_rs._core`: the native module. Conversion and glue only; every algorithm
 //! lives in `distilabel-rs-core`.
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod batch_jobs;
 mod client;
 mod convert;
