@@ -157,6 +157,23 @@ class NativeClient:
         """Starts sending `(endpoint, body)` requests (`"chat"` or `"text"`); returns at
         once. `max_concurrency`: a positive number, `None` (no limit), `"auto"` or
         `"auto:N"` (adaptive, up to N)."""
+    def start_templated(
+        self,
+        endpoint: str,
+        template: Mapping[str, Any],
+        key: str,
+        inputs: list[Any],
+        *,
+        repeat: int = 1,
+        seed_key: str | None = None,
+        seeds: list[int] | None = None,
+        max_concurrency: int | str | None = None,
+        fail_fast: bool = False,
+    ) -> RequestsHandle | None:
+        """Like `start`, for bodies that are `template` with `key` set to each input
+        (`repeat` requests per input; with `seed_key`, that member set to each of `seeds`,
+        one per request): the template is written once. `None` (nothing started) when a
+        value cannot be written directly or the client reserves tokens per request."""
 
 @final
 class RequestsHandle:

@@ -22,7 +22,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 use serde_json::Value;
 use tokio::task::AbortHandle;
 
-use crate::convert::{generate_output, json_bytes, request_json, to_json};
+use crate::convert::{generate_output, json_bytes, request_json, templated_bodies, to_json};
 use crate::errors::IntoPyErr;
 use crate::fanout::concurrency_limit;
 use crate::task::{Finished, block_on, runtime};
@@ -194,6 +194,67 @@ impl NativeClient {
             let request = Request::new(provider, endpoint, &body).map_err(IntoPyErr::into_pyerr)?;
             prepared.push(request);
         }
+        self.launch(py, prepared, max_concurrency, fail_fast)
+    }
+
+    /// Like `start`, for requests to `endpoint` whose bodies are `template` (a dict) with
+    /// `key` set to each of `inputs`, `repeat` times each (and, with `seed_key`, a member of
+    /// that name set to each of `seeds`, one per request, in order): the template is
+    /// written once. `None` (nothing started) when a value cannot be written directly or
+    /// the client reserves tokens per request: the caller then uses `start`.
+    #[pyo3(signature = (
+        endpoint, template, key, inputs, *, repeat = 1, seed_key = None, seeds = None,
+        max_concurrency = None, fail_fast = false
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn start_templated(
+        &self,
+        py: Python<'_>,
+        endpoint: &str,
+        template: &Bound<'_, PyAny>,
+        key: &str,
+        inputs: &Bound<'_, PyList>,
+        repeat: usize,
+        seed_key: Option<&str>,
+        seeds: Option<Vec<u64>>,
+        max_concurrency: Option<&Bound<'_, PyAny>>,
+        fail_fast: bool,
+    ) -> PyResult<Option<RequestsHandle>> {
+        let max_concurrency = concurrency_limit(max_concurrency)?;
+        let endpoint = self::endpoint(endpoint)?;
+        if self.config.tokens_per_minute.is_some() {
+            return Ok(None);
+        }
+        let seeds = match (seed_key, seeds.as_deref()) {
+            (Some(seed_key), Some(seeds)) => Some((seed_key, seeds)),
+            (None, None) => None,
+            _ => {
+                return Err(PyValueError::new_err(
+                    "seed_key and seeds: give both or neither",
+                ));
+            }
+        };
+        let Some(bodies) = templated_bodies(template, key, inputs, repeat, seeds) else {
+            return Ok(None);
+        };
+        let prepared = bodies
+            .into_iter()
+            .map(|body| Request::serialized(endpoint, body.into()))
+            .collect();
+        self.launch(py, prepared, max_concurrency, fail_fast)
+            .map(Some)
+    }
+}
+
+impl NativeClient {
+    /// Hands `prepared` to the runtime and returns at once.
+    fn launch(
+        &self,
+        py: Python<'_>,
+        prepared: Vec<Request>,
+        max_concurrency: ConcurrencyLimit,
+        fail_fast: bool,
+    ) -> PyResult<RequestsHandle> {
         let count = prepared.len();
         let counters = Arc::new(RequestCounters::default());
         let finished = Arc::new(Finished::<Results>::default());
@@ -216,9 +277,7 @@ impl NativeClient {
             finished,
         })
     }
-}
 
-impl NativeClient {
     /// A new limiter for a fixed limit; the client's own adaptive one for `auto`.
     fn limiter(&self, limit: ConcurrencyLimit) -> Arc<Limiter> {
         if !matches!(limit, ConcurrencyLimit::Auto { .. }) {

@@ -29,6 +29,58 @@ pub fn json_bytes(value: &Bound<'_, PyAny>) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The bodies of requests that differ only in one member, the input (and, with `seeds`, a
+/// seed member): `template` (a dict of every other member) is written once, and each body
+/// is it with `"key": input` (and `"seed_key": seed`) appended. `repeat` bodies per input,
+/// `seeds` one per body in that order. `None` when a value cannot be written directly (the
+/// caller then builds the requests one by one, which names the bad value).
+pub fn templated_bodies(
+    template: &Bound<'_, PyAny>,
+    key: &str,
+    inputs: &Bound<'_, PyList>,
+    repeat: usize,
+    seeds: Option<(&str, &[u64])>,
+) -> Option<Vec<Vec<u8>>> {
+    let template = json_bytes(template)?;
+    // `{...}` without its closing brace, and the separator before the next member.
+    let open = template
+        .strip_suffix(b"}")
+        .filter(|open| open.starts_with(b"{"))?;
+    let separator: &[u8] = if open.len() > 1 { b"," } else { b"" };
+    let mut key_json = serde_json::to_vec(key).ok()?;
+    key_json.push(b':');
+    let seed = match seeds {
+        Some((seed_key, seeds)) if seeds.len() == inputs.len() * repeat => {
+            let mut seed_json = b",".to_vec();
+            seed_json.extend(serde_json::to_vec(seed_key).ok()?);
+            seed_json.push(b':');
+            Some((seed_json, seeds))
+        }
+        Some(_) => return None,
+        None => None,
+    };
+    let mut bodies = Vec::with_capacity(inputs.len() * repeat);
+    let mut head = Vec::with_capacity(open.len() + 256);
+    for input in inputs.iter() {
+        head.clear();
+        head.extend_from_slice(open);
+        head.extend_from_slice(separator);
+        head.extend_from_slice(&key_json);
+        serde_json::to_writer(&mut head, &Plain(&input)).ok()?;
+        for _ in 0..repeat {
+            let mut body = Vec::with_capacity(head.len() + 32);
+            body.extend_from_slice(&head);
+            if let Some((seed_json, seeds)) = &seed {
+                body.extend_from_slice(seed_json);
+                body.extend_from_slice(seeds.get(bodies.len())?.to_string().as_bytes());
+            }
+            body.push(b'}');
+            bodies.push(body);
+        }
+    }
+    Some(bodies)
+}
+
 /// Python data seen as `Serialize`, with [`json_of`]'s rules.
 struct Plain<'a, 'py>(&'a Bound<'py, PyAny>);
 

@@ -12,6 +12,9 @@ fields, its `agenerate` signature and its request bodies:
   `return await self._agenerate_one(locals())`;
 - `_request(parameters, context)`: `(endpoint, body)` for one input, `endpoint` being
   `"chat"` or `"text"`; `context` is what `_batch_context()` computed once per call;
+- optionally `_template(parameters, context, inputs)`, when the bodies of a call's
+  conversations differ only in the conversation (and a random seed): their common part is
+  then written once (`_core.NativeClient.start_templated`);
 - optionally `_no_response_message`, and for offline generation `offline_batch_generate`
   calling `_offline_batch(...)`.
 """
@@ -28,7 +31,6 @@ from typing import (
     Callable,
     ClassVar,
     Dict,
-    Iterator,
     List,
     Optional,
     Sequence,
@@ -60,10 +62,20 @@ from distilabel_rs.models.llms.base import AsyncLLM
 if TYPE_CHECKING:
     from distilabel_rs.typing import FormattedInput, GenerateOutput
 
-__all__ = ["NativeLLM", "Request"]
+__all__ = ["NativeLLM", "Request", "Template"]
 
 # `(endpoint, body)`: `endpoint` is "chat" or "text".
 Request = Tuple[str, Dict[str, Any]]
+
+
+class Template(typing.NamedTuple):
+    """How the bodies of a call's conversations differ: only in the member `key` (the
+    conversation itself) and, with `seed_key`, in a seed `draw_seed()` draws per request."""
+
+    key: str
+    seed_key: Optional[str] = None
+    draw_seed: Optional[Callable[[], int]] = None
+
 
 # `agenerate`'s argument validators, per class (see `NativeLLM._parameters_validator`).
 _VALIDATORS: Dict[type, Callable[..., Dict[str, Any]]] = {}
@@ -119,6 +131,14 @@ class NativeLLM(AsyncLLM):
         """`(endpoint, body)` of the request for one input; `parameters` are `agenerate`'s
         validated arguments (with `input`)."""
         raise NotImplementedError
+
+    def _template(
+        self, parameters: Dict[str, Any], context: Any, inputs: List[Any]
+    ) -> Optional[Template]:
+        """`Template` when, for the validated `inputs` of one call (the first is
+        `parameters["input"]`), `_request` would build bodies that differ only as it says;
+        `None` (the default): bodies are built one by one."""
+        return None
 
     # ---- the native client -----------------------------------------------------------------
 
@@ -197,46 +217,90 @@ class NativeLLM(AsyncLLM):
 
     def _validated(
         self, inputs: Sequence["FormattedInput"], kwargs: Dict[str, Any]
-    ) -> Iterator[Dict[str, Any]]:
-        """`agenerate`'s validated arguments for each input. The other arguments are the same
-        for every input: they are validated once, with the first input, and the further
-        inputs in one call of a list validator (per-input calls cost more than the
-        validation). When that fails, the inputs are validated one by one with all the
-        arguments, so that the error raised is the one of `@validate_call` for the first
-        bad input."""
-        if not inputs:
-            return
+    ) -> Tuple[Dict[str, Any], List[Any]]:
+        """The first input's validated arguments, and the further inputs validated. The
+        other arguments are the same for every input: they are validated once, with the
+        first input, and the further inputs in one call of a list validator (per-input calls
+        cost more than the validation). When that fails, the inputs are validated one by
+        one with all the arguments, so that the error raised is the one of `@validate_call`
+        for the first bad input."""
         validate = self._parameters_validator()
         validate_inputs = self._input_validator()
         shared = validate(self, input=inputs[0], **kwargs)
-        yield shared
         if validate_inputs is None:
-            for input in inputs[1:]:
-                yield validate(self, input=input, **kwargs)
-            return
+            rest = [validate(self, input=input, **kwargs)["input"] for input in inputs[1:]]
+            return shared, rest
         try:
             values = validate_inputs(inputs[1:])
         except ValidationError:
             for input in inputs[1:]:
                 validate(self, input=input, **kwargs)
             raise
-        for value in values:
-            yield {**shared, "input": value}
+        return shared, values
 
-    def _requests(
+    def _send(
         self, inputs: Sequence["FormattedInput"], num_generations: int, kwargs: Dict[str, Any]
-    ) -> List[Request]:
-        """One request per input, or one per input and generation when the provider cannot
-        return several generations per request (then built anew for each)."""
-        context = self._batch_context()
+    ) -> Any:
+        """Starts the requests of one call: one per input, or one per input and generation
+        when the provider cannot return several generations per request. Bodies come from
+        the provider's `_template` when it has one for these inputs, else one by one."""
+        if not inputs:
+            return self._start([])
+        repeat = 1
         if self._num_generations_param_supported:
             kwargs = {**kwargs, "num_generations": num_generations}
-            return [self._request(p, context) for p in self._validated(inputs, kwargs)]
+        else:
+            repeat = num_generations
+        shared, values = self._validated(inputs, kwargs)
+        context = self._batch_context()
+        handle = self._start_templated(shared, values, context, repeat)
+        if handle is not None:
+            return handle
         requests: List[Request] = []
-        for parameters in self._validated(inputs, kwargs):
-            requests.append(self._request(parameters, context))
-            requests.extend(self._request(parameters, context) for _ in range(num_generations - 1))
-        return requests
+        for parameters in (shared, *({**shared, "input": value} for value in values)):
+            # Built anew for each generation (a provider may draw a seed per request).
+            requests.extend(self._request(parameters, context) for _ in range(repeat))
+        return self._start(requests)
+
+    def _start_templated(
+        self, shared: Dict[str, Any], values: List[Any], context: Any, repeat: int
+    ) -> Any:
+        """The requests started from the provider's template (`None`: it has none for these
+        inputs, nothing was sent). The same bodies (members in another order) and seed
+        draws as one by one; a value the template cannot write leaves the requests to be
+        built one by one, which names it."""
+        if self.tokens_per_minute is not None:
+            return None  # each request reserves its prompt's tokens: built one by one
+        conversations = [shared["input"], *values]
+        template = self._template(shared, context, conversations)
+        if template is None:
+            return None
+        endpoint, body = self._request(shared, context)
+        if body.get(template.key) is not shared["input"]:
+            return None
+        seed_key, seeds = None, None
+        if template.seed_key is not None and template.draw_seed is not None:
+            # The first request's seed was drawn by `_request`; the others in the order
+            # that building them one by one draws them.
+            seed_key, draw = template.seed_key, template.draw_seed
+            seeds = [body[seed_key], *(draw() for _ in range(len(conversations) * repeat - 1))]
+        common = {k: v for k, v in body.items() if k != template.key and k != seed_key}
+        handle = self._native_client().start_templated(
+            endpoint,
+            common,
+            template.key,
+            conversations,
+            repeat=repeat,
+            seed_key=seed_key,
+            seeds=seeds,
+            max_concurrency=self.max_concurrency,
+            fail_fast=self.error_policy == "raise",
+        )
+        return None if handle is None else self._wrap(handle)
+
+    def _wrap(self, handle: Any) -> Any:
+        """The handle of requests started from a template, as the provider reads it."""
+        return handle
 
     def generate(
         self,
@@ -258,8 +322,7 @@ class NativeLLM(AsyncLLM):
         # The request bodies and the outputs pile up: full collections would walk them
         # again and again (as in the fan-out engine, they wait until the end).
         with full_collections_deferred():
-            requests = self._requests(inputs, num_generations, kwargs)
-            handle = self._start(requests)
+            handle = self._send(inputs, num_generations, kwargs)
             reporter = self._reporter(handle.progress)
             try:
                 while not handle.wait(_WAIT_SLICE_SECONDS):
@@ -279,8 +342,8 @@ class NativeLLM(AsyncLLM):
         """Like `generate`, awaited: cancelling the awaiting task cancels the requests."""
         self._load_if_copied()
         with full_collections_deferred():
-            requests = self._requests(inputs, num_generations, kwargs)
-            return await self._run_async(requests, num_generations, grouped=True)
+            handle = self._send(inputs, num_generations, kwargs)
+            return await self._awaited(handle, num_generations, grouped=True)
 
     async def _agenerate_one(self, arguments: Dict[str, Any]) -> "GenerateOutput":
         """The body of a provider's `agenerate`: its (validated) `arguments` (its
@@ -294,13 +357,12 @@ class NativeLLM(AsyncLLM):
         generations = (
             parameters.get("num_generations", 1) if self._num_generations_param_supported else 1
         )
-        outputs = await self._run_async([request], generations, grouped=False)
+        outputs = await self._awaited(self._start([request]), generations, grouped=False)
         return outputs[0]
 
-    async def _run_async(
-        self, requests: List[Request], num_generations: int, grouped: bool
+    async def _awaited(
+        self, handle: Any, num_generations: int, grouped: bool
     ) -> List["GenerateOutput"]:
-        handle = self._start(requests)
         reporter = self._reporter(handle.progress)
         if reporter is not None:
             reporter.start()

@@ -20,7 +20,7 @@ from pydantic import BaseModel, NonNegativeInt, PositiveInt, validate_call
 
 from distilabel_rs.errors import DistilabelUserError
 from distilabel_rs.models.base_clients.openai import OpenAIBaseClient
-from distilabel_rs.models.llms._native import NativeLLM, Request
+from distilabel_rs.models.llms._native import NativeLLM, Request, Template
 from distilabel_rs.typing import FormattedInput, GenerateOutput
 
 if TYPE_CHECKING:
@@ -184,6 +184,26 @@ class OpenAILLM(OpenAIBaseClient, NativeLLM):
         if parameters["extra_body"]:
             body.update(parameters["extra_body"])
         return "chat", body
+
+    def _template(
+        self, parameters: Dict[str, Any], context: Any, inputs: List[Any]
+    ) -> Optional[Template]:
+        """Conversations differ only in `messages`, unless one starts with images (its body
+        has no `stop`)."""
+        try:
+            for input in inputs:
+                if type(input) is not list:
+                    return None  # a prompt, or a per-input structured output
+                for message in input:
+                    if message["role"] == "user":
+                        if type(message["content"]) is not str:
+                            return None
+                        break
+                else:
+                    return None  # no user message: the request built alone says so
+        except (KeyError, TypeError):
+            return None
+        return Template("messages")
 
     def offline_batch_generate(
         self,

@@ -573,6 +573,9 @@ class ClientvLLM(OpenAILLM, MagpieChatTemplateMixin):
     def _batch_context(self) -> str:
         return self.model_name  # asked of the server once, not per request
 
+    def _template(self, parameters: Dict[str, Any], context: Any, inputs: List[Any]) -> None:
+        return None  # prompts rendered from each conversation by the tokenizer
+
     def _request(self, parameters: Dict[str, Any], context: Any) -> Request:
         return "text", {
             "model": context,

@@ -44,7 +44,7 @@ from distilabel_rs import _core
 from distilabel_rs._providers import PROVIDERS
 from distilabel_rs.mixins.runtime_parameters import RuntimeParameter
 from distilabel_rs.models.base_clients.inference_endpoints import InferenceEndpointsBaseClient
-from distilabel_rs.models.llms._native import NativeLLM, Request
+from distilabel_rs.models.llms._native import NativeLLM, Request, Template
 from distilabel_rs.models.llms.utils import compute_tokens
 from distilabel_rs.models.mixins.magpie import (
     MagpieChatTemplateMixin,
@@ -65,6 +65,12 @@ _NO_RESPONSE = "⚠️ Received no response using Inference Client (model: '{mod
 _MAX_STOP_SEQUENCES = 4
 # `random.randint(0, sys.maxsize)` (distilabel's seed) is `getrandbits(63)`, three times faster.
 _SEED_BITS = sys.maxsize.bit_length()
+
+
+def _draw_seed() -> int:
+    return random.getrandbits(_SEED_BITS)
+
+
 # The Messages API arguments of `agenerate` sent only when not `None` (the others always
 # have a value: `logprobs`, `max_new_tokens` as `max_tokens`, `temperature`, the seed).
 _OPTIONAL_CHAT_ARGUMENTS = (
@@ -392,7 +398,7 @@ class InferenceEndpointsLLM(InferenceEndpointsBaseClient, NativeLLM, MagpieChatT
             stop = self._check_stop_sequences(stop)
         # As distilabel: a random seed in [0, sys.maxsize] when none (or 0) is given, so that
         # TGI's cache is never used and every generation differs.
-        seed = parameters["seed"] or random.getrandbits(_SEED_BITS)
+        seed = parameters["seed"] or _draw_seed()
         grammar = context.grammar
         if isinstance(input, tuple):
             input, structured_output = input
@@ -457,17 +463,33 @@ class InferenceEndpointsLLM(InferenceEndpointsBaseClient, NativeLLM, MagpieChatT
             body["stop"] = stop
         return "chat", body
 
+    def _template(
+        self, parameters: Dict[str, Any], context: "_Context", inputs: List[Any]
+    ) -> Optional[Template]:
+        """Conversations to the Messages API differ only in `messages` and, when no seed is
+        given, in the seed drawn per request."""
+        if context.templated or any(type(input) is not list for input in inputs):
+            return None  # prompts, templated conversations, per-input structured outputs
+        stop = parameters["stop_sequences"]
+        if stop is not None and not isinstance(stop, str) and len(stop) > _MAX_STOP_SEQUENCES:
+            return None  # warned about per request
+        if parameters["seed"]:
+            return Template("messages")
+        return Template("messages", "seed", _draw_seed)
+
     def _start(self, requests: List[Request]) -> Any:
-        handle = super()._start(requests)
         input_tokens = {
             index: request.input_tokens
             for index, request in enumerate(requests)
             if type(request) is _TextRequest
         }
+        return self._wrap(super()._start(requests), input_tokens)
+
+    def _wrap(self, handle: Any, input_tokens: Optional[Dict[int, int]] = None) -> Any:
         warn = self._warn_failure if self.error_policy == "isolate" else None
         if not input_tokens and warn is None:
             return handle
-        return _Results(handle, input_tokens, warn)
+        return _Results(handle, input_tokens or {}, warn)
 
     def _warn_failure(self, error: BaseException) -> None:
         if isinstance(error, _core.RequestCancelledError):
