@@ -10,11 +10,15 @@ its generate API (`POST /tgi`). distilabel's generate path passes `stop_sequence
 huggingface_hub 2.x no longer takes (every request would fail before being sent), so its
 client gets the keyword renamed to `stop` for the measurement. Reported per client and API:
 requests per second of one `generate()` call, and client CPU per request (user + system time
-of every thread of the client process).
+of every thread of the client process), each the median of `--rounds` (3) runs, the two
+clients alternating (a shared machine's noise moves single runs by 10-20 %), with the
+range of the runs.
 """
 
 import argparse
+import statistics
 from pathlib import Path
+from typing import Dict, List
 
 from common import machine, mock_server_process, run_client
 
@@ -50,39 +54,67 @@ def client(lib: str, base_url: str, api: str, count: int) -> dict:
     return run_client(CLIENT, lib, base_url, api, str(count))
 
 
+def summary(runs: List[dict]) -> Dict[str, float]:
+    """Medians and ranges of a client's runs."""
+    rates = [run["requests_per_second"] for run in runs]
+    cpus = [run["cpu_us_per_request"] for run in runs]
+    return {
+        "rate": statistics.median(rates),
+        "rate_low": min(rates),
+        "rate_high": max(rates),
+        "cpu": statistics.median(cpus),
+        "cpu_low": min(cpus),
+        "cpu_high": max(cpus),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--distilabel-requests", type=int, default=3000)
     parser.add_argument("--ours-requests", type=int, default=30000)
+    parser.add_argument("--rounds", type=int, default=3, help="runs per client and API")
     args = parser.parse_args()
 
     rows = []
     with mock_server_process() as base_url:
         tgi = base_url.rsplit("/v1", 1)[0] + "/tgi"
         for api, label in (("chat", "Messages API (chat)"), ("text", "generate API (prompts)")):
-            theirs = client("distilabel", tgi, api, args.distilabel_requests)
-            ours = client("distilabel_rs", tgi, api, args.ours_requests)
+            theirs, ours = [], []
+            for _ in range(args.rounds):
+                theirs.append(client("distilabel", tgi, api, args.distilabel_requests))
+                ours.append(client("distilabel_rs", tgi, api, args.ours_requests))
             rows.append((label, theirs, ours))
 
     print(f"Machine: {machine()}\n")
+    print(f"Medians of {args.rounds} runs per client (range in brackets), clients alternating.\n")
     print("| API | client | requests | requests/s | client CPU per request |")
     print("|---|---|---|---|---|")
     for label, theirs, ours in rows:
-        print(
-            f"| {label} | distilabel 1.5.3 `InferenceEndpointsLLM` (huggingface_hub)"
-            f" | {args.distilabel_requests:,} | {theirs['requests_per_second']:,.0f}"
-            f" | {theirs['cpu_us_per_request']:,.0f} µs |"
-        )
-        print(
-            f"| {label} | distilabel_rs `InferenceEndpointsLLM` (native)"
-            f" | {args.ours_requests:,} | {ours['requests_per_second']:,.0f}"
-            f" | {ours['cpu_us_per_request']:,.1f} µs |"
-        )
+        for name, count, runs in (
+            (
+                "distilabel 1.5.3 `InferenceEndpointsLLM` (huggingface_hub)",
+                args.distilabel_requests,
+                theirs,
+            ),
+            ("distilabel_rs `InferenceEndpointsLLM` (native)", args.ours_requests, ours),
+        ):
+            m = summary(runs)
+            print(
+                f"| {label} | {name} | {count:,}"
+                f" | {m['rate']:,.0f} ({m['rate_low']:,.0f}-{m['rate_high']:,.0f})"
+                f" | {m['cpu']:,.1f} µs ({m['cpu_low']:,.1f}-{m['cpu_high']:,.1f}) |"
+            )
     print()
     for label, theirs, ours in rows:
-        speed = ours["requests_per_second"] / theirs["requests_per_second"]
-        cpu = theirs["cpu_us_per_request"] / ours["cpu_us_per_request"]
-        print(f"{label}: {speed:.0f}x the requests per second, 1/{cpu:.0f} of the CPU per request.")
+        t, o = summary(theirs), summary(ours)
+        pairs = ", ".join(
+            f"{b['requests_per_second'] / a['requests_per_second']:.0f}x"
+            for a, b in zip(theirs, ours, strict=True)
+        )
+        print(
+            f"{label}: {o['rate'] / t['rate']:.0f}x the requests per second (medians; runs"
+            f" paired in order: {pairs}), 1/{t['cpu'] / o['cpu']:.0f} of the CPU per request."
+        )
 
 
 if __name__ == "__main__":
