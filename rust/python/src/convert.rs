@@ -72,7 +72,7 @@ pub fn templated_bodies(
             body.extend_from_slice(&head);
             if let Some((seed_json, seeds)) = &seed {
                 body.extend_from_slice(seed_json);
-                body.extend_from_slice(seeds.get(bodies.len())?.to_string().as_bytes());
+                serde_json::to_writer(&mut body, seeds.get(bodies.len())?).ok()?;
             }
             body.push(b'}');
             bodies.push(body);

@@ -226,6 +226,17 @@ fn requests_of_very_different_lengths_are_not_mistaken_for_a_queue() {
     assert!(limit.limit() >= 200, "{} after 40 rounds", limit.limit());
 }
 
+/// 16 requests sent at `now` to a provider that serves 8 at once in 0.3 s and queues 8:
+/// the queued half comes back at twice the latency. The limit must never pass 16 (its 429s).
+fn sixteen_sent_to_a_provider_of_eight(limit: &mut AdaptiveLimit, now: f64) {
+    let tickets: Vec<Ticket> = (0..16).map(|_| limit.on_start(now)).collect();
+    for (i, ticket) in tickets.into_iter().enumerate() {
+        let latency = if i < 8 { 0.3 } else { 0.6 };
+        limit.on_success(ticket, now + latency);
+        assert!(limit.limit() <= 16, "after {} answers: {limit:?}", i + 1);
+    }
+}
+
 #[test]
 fn a_round_after_a_doubling_waits_for_the_requests_the_provider_queued() {
     // A provider that serves 8 at once in 0.3 s and queues 8 more: after 8 -> 16, the 16
@@ -234,12 +245,7 @@ fn a_round_after_a_doubling_waits_for_the_requests_the_provider_queued() {
     let mut limit = AdaptiveLimit::new(10_000);
     let now = run_rounds(&mut limit, 1, 0.0, 0.3);
     assert_eq!(limit.limit(), 16);
-    let tickets: Vec<Ticket> = (0..16).map(|_| limit.on_start(now)).collect();
-    for (i, ticket) in tickets.into_iter().enumerate() {
-        let latency = if i < 8 { 0.3 } else { 0.6 };
-        limit.on_success(ticket, now + latency);
-        assert!(limit.limit() <= 16, "after {} answers: {limit:?}", i + 1);
-    }
+    sixteen_sent_to_a_provider_of_eight(&mut limit, now);
     assert!(!limit.in_slow_start());
     assert_eq!(limit.limit(), 16);
 }
@@ -253,12 +259,7 @@ fn a_first_round_slowed_by_opening_connections_still_shows_the_next_queue() {
     complete(&mut limit, 8, 0.0, 0.3 + 0.015);
     assert_eq!(limit.limit(), 16);
     let now = 0.315;
-    let tickets: Vec<Ticket> = (0..16).map(|_| limit.on_start(now)).collect();
-    for (i, ticket) in tickets.into_iter().enumerate() {
-        let latency = if i < 8 { 0.3 } else { 0.6 };
-        limit.on_success(ticket, now + latency);
-        assert!(limit.limit() <= 16, "after {} answers: {limit:?}", i + 1);
-    }
+    sixteen_sent_to_a_provider_of_eight(&mut limit, now);
     assert!(!limit.in_slow_start());
     assert!((limit.base_latency().unwrap() - 0.315).abs() < 1e-9);
 }
