@@ -13,7 +13,7 @@
 //! while being read. The requests in flight are abandoned (a re-run sends them again), a
 //! line cut by the failing write is removed, and the error names the file and the cause.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -162,12 +162,17 @@ pub async fn run_job(
         ConcurrencyLimit::Auto { ceiling } => ceiling.clamp(1, AUTO_READ_AHEAD),
         limit => limit.most().unwrap_or(AUTO_READ_AHEAD).max(1),
     };
-    let (jobs_tx, mut jobs_rx) = mpsc::channel::<Job>(read_ahead * 2);
+    // Jobs go to the loop in chunks: one wake-up of the reader's thread per chunk, not one
+    // per request. INPUT is a regular file (the command refuses anything else), whose reads
+    // never wait long: a chunk is not held back waiting for its input.
+    let chunk = JOB_CHUNK;
+    let (jobs_tx, mut jobs_rx) = mpsc::channel::<Vec<Job>>((read_ahead * 2).div_ceil(chunk));
     let reader_progress = Arc::clone(&progress);
     let reader_config = config.clone();
     let provider = client.provider().clone();
     let reader_stop = Arc::clone(&stop);
     let mut reader = tokio::task::spawn_blocking(move || {
+        let mut jobs = Vec::with_capacity(chunk);
         let read = read_lines(
             input,
             &reader_config,
@@ -181,11 +186,18 @@ pub async fn run_job(
                     .requests
                     .total
                     .fetch_add(1, Ordering::Relaxed);
+                jobs.push(job);
                 // Stops reading once the job stopped (fatal error or cancellation).
-                jobs_tx.blocking_send(job).is_ok()
+                jobs.len() < chunk
+                    || jobs_tx
+                        .blocking_send(std::mem::replace(&mut jobs, Vec::with_capacity(chunk)))
+                        .is_ok()
             },
             &reader_progress.malformed,
         );
+        if !jobs.is_empty() {
+            let _ = jobs_tx.blocking_send(jobs);
+        }
         match read {
             Err(error @ (JobError::Io { .. } | JobError::Changed { .. })) => {
                 reader_stop.fail(error);
@@ -212,7 +224,7 @@ pub async fn run_job(
         .requests
         .limit
         .store(peak_limit.unwrap_or(0), Ordering::Relaxed);
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks: tokio::task::JoinSet<(String, Outcome)> = tokio::task::JoinSet::new();
     let mut summary = Summary::default();
     let mut fatal = None;
     let mut failed_io = None;
@@ -223,6 +235,8 @@ pub async fn run_job(
     // only, not a wait for the reader (which, at the start, made the no-load latency look
     // slower than it is, and the limit overshoot twice the provider's capacity).
     let mut pending: Option<Job> = None;
+    // The rest of the chunk `pending` came in (never filled while `pending` is `None`).
+    let mut queued: VecDeque<Job> = VecDeque::new();
     while input_open || pending.is_some() || !tasks.is_empty() {
         tokio::select! {
             biased;
@@ -234,17 +248,32 @@ pub async fn run_job(
                 break;
             }
             Some(finished) = tasks.join_next(), if !tasks.is_empty() => {
-                let Ok((line, outcome)) = finished else { continue };
-                peak_limit = peak_limit.max(limiter.limit());
-                if let Some(error) = record(&mut summary, outcome)
-                    && fatal.is_none()
-                {
-                    fatal = Some(error);
-                    tasks.abort_all();
-                    jobs_rx.close();
-                    input_open = false;
-                    pending = None;
-                } else if lines_tx.send(line).is_err() {
+                // With the requests that finished at the same time: their lines go to the
+                // writer together (one wake-up of its thread, not one per line).
+                let mut lines = String::new();
+                let mut next = Some(finished);
+                while let Some(finished) = next.take() {
+                    if let Ok((line, outcome)) = finished {
+                        peak_limit = peak_limit.max(limiter.limit());
+                        if let Some(error) = record(&mut summary, outcome)
+                            && fatal.is_none()
+                        {
+                            fatal = Some(error);
+                            tasks.abort_all();
+                            jobs_rx.close();
+                            input_open = false;
+                            pending = None;
+                            queued.clear();
+                            break;
+                        }
+                        if !lines.is_empty() {
+                            lines.push('\n');
+                        }
+                        lines.push_str(&line);
+                    }
+                    next = tasks.try_join_next();
+                }
+                if !lines.is_empty() && lines_tx.send(lines).is_err() {
                     break;
                 }
             }
@@ -252,7 +281,10 @@ pub async fn run_job(
             // is only taken once there is a job for it.
             next = jobs_rx.recv(), if input_open && pending.is_none() => {
                 match next {
-                    Some(job) => pending = Some(job),
+                    Some(jobs) => {
+                        queued.extend(jobs);
+                        pending = queued.pop_front();
+                    }
                     None => input_open = false,
                 }
             }
@@ -264,6 +296,7 @@ pub async fn run_job(
                 let id = number;
                 let permit = permit.reporting_to(&progress.requests);
                 tasks.spawn(async move { send(&client, job, id, &progress, permit).await });
+                pending = queued.pop_front();
             }
         }
     }
@@ -744,6 +777,9 @@ fn success_line(id: &str, custom_id: &str, body: &[u8]) -> String {
         "response": {"status_code": 200, "body": body}, "error": null})
     .to_string()
 }
+
+/// Jobs per chunk sent from the reader of a regular file.
+const JOB_CHUNK: usize = 32;
 
 /// The most bytes of waiting lines joined into one write.
 const WRITE_BATCH_BYTES: usize = 1 << 20;
