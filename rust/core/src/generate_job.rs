@@ -165,14 +165,13 @@ pub async fn run_job(
     // Jobs go to the loop in chunks: one wake-up of the reader's thread per chunk, not one
     // per request. INPUT is a regular file (the command refuses anything else), whose reads
     // never wait long: a chunk is not held back waiting for its input.
-    let chunk = JOB_CHUNK;
-    let (jobs_tx, mut jobs_rx) = mpsc::channel::<Vec<Job>>((read_ahead * 2).div_ceil(chunk));
+    let (jobs_tx, mut jobs_rx) = mpsc::channel::<Vec<Job>>((read_ahead * 2).div_ceil(JOB_CHUNK));
     let reader_progress = Arc::clone(&progress);
     let reader_config = config.clone();
     let provider = client.provider().clone();
     let reader_stop = Arc::clone(&stop);
     let mut reader = tokio::task::spawn_blocking(move || {
-        let mut jobs = Vec::with_capacity(chunk);
+        let mut jobs = Vec::with_capacity(JOB_CHUNK);
         let read = read_lines(
             input,
             &reader_config,
@@ -188,9 +187,9 @@ pub async fn run_job(
                     .fetch_add(1, Ordering::Relaxed);
                 jobs.push(job);
                 // Stops reading once the job stopped (fatal error or cancellation).
-                jobs.len() < chunk
+                jobs.len() < JOB_CHUNK
                     || jobs_tx
-                        .blocking_send(std::mem::replace(&mut jobs, Vec::with_capacity(chunk)))
+                        .blocking_send(std::mem::replace(&mut jobs, Vec::with_capacity(JOB_CHUNK)))
                         .is_ok()
             },
             &reader_progress.malformed,
@@ -778,7 +777,7 @@ fn success_line(id: &str, custom_id: &str, body: &[u8]) -> String {
     .to_string()
 }
 
-/// Jobs per chunk sent from the reader of a regular file.
+/// Jobs per chunk sent from the reader to the job loop.
 const JOB_CHUNK: usize = 32;
 
 /// The most bytes of waiting lines joined into one write.

@@ -70,11 +70,11 @@ Request = Tuple[str, Dict[str, Any]]
 
 class Template(typing.NamedTuple):
     """How the bodies of a call's conversations differ: only in the member `key` (the
-    conversation itself) and, with `seed_key`, in a seed `draw_seed()` draws per request."""
+    conversation itself) and, with `seed` (a member name and its draw), in a seed drawn per
+    request."""
 
     key: str
-    seed_key: Optional[str] = None
-    draw_seed: Optional[Callable[[], int]] = None
+    seed: Optional[Tuple[str, Callable[[], int]]] = None
 
 
 # `agenerate`'s argument validators, per class (see `NativeLLM._parameters_validator`).
@@ -279,10 +279,10 @@ class NativeLLM(AsyncLLM):
         if body.get(template.key) is not shared["input"]:
             return None
         seed_key, seeds = None, None
-        if template.seed_key is not None and template.draw_seed is not None:
+        if template.seed is not None:
             # The first request's seed was drawn by `_request`; the others in the order
             # that building them one by one draws them.
-            seed_key, draw = template.seed_key, template.draw_seed
+            seed_key, draw = template.seed
             seeds = [body[seed_key], *(draw() for _ in range(len(conversations) * repeat - 1))]
         common = {k: v for k, v in body.items() if k != template.key and k != seed_key}
         handle = self._native_client().start_templated(

@@ -175,7 +175,7 @@ class OpenAILLM(OpenAIBaseClient, NativeLLM):
             "top_p": parameters["top_p"],
         }
         # As distilabel: images in the first user message mean no `stop` (the API rejects it).
-        if isinstance(_first_user_message(input)["content"], list):
+        if _starts_with_images(input):
             del body["stop"]
         if parameters["response_format"] is not None:
             body["response_format"] = parameters["response_format"]
@@ -191,18 +191,10 @@ class OpenAILLM(OpenAIBaseClient, NativeLLM):
         """Conversations differ only in `messages`, unless one starts with images (its body
         has no `stop`)."""
         try:
-            for input in inputs:
-                if type(input) is not list:
-                    return None  # a prompt, or a per-input structured output
-                for message in input:
-                    if message["role"] == "user":
-                        if type(message["content"]) is not str:
-                            return None
-                        break
-                else:
-                    return None  # no user message: the request built alone says so
-        except (KeyError, TypeError):
-            return None
+            if any(type(input) is not list or _starts_with_images(input) for input in inputs):
+                return None  # a prompt, a per-input structured output, or images
+        except (IndexError, KeyError, TypeError):
+            return None  # no user message: the request built alone says so
         return Template("messages")
 
     def offline_batch_generate(
@@ -263,6 +255,11 @@ class OpenAILLM(OpenAIBaseClient, NativeLLM):
         return self._offline_batch(
             inputs, num_generations, lambda input: ("chat", {"messages": input, **options})
         )
+
+
+def _starts_with_images(messages: "StandardInput") -> bool:
+    """Whether the first user message has content parts (images): its body has no `stop`."""
+    return isinstance(_first_user_message(messages)["content"], list)
 
 
 def _first_user_message(messages: "StandardInput") -> Dict[str, Any]:

@@ -475,7 +475,7 @@ class InferenceEndpointsLLM(InferenceEndpointsBaseClient, NativeLLM, MagpieChatT
             return None  # warned about per request
         if parameters["seed"]:
             return Template("messages")
-        return Template("messages", "seed", _draw_seed)
+        return Template("messages", seed=("seed", _draw_seed))
 
     def _start(self, requests: List[Request]) -> Any:
         input_tokens = {
