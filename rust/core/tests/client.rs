@@ -155,7 +155,7 @@ async fn timeouts_malformed_and_truncated_bodies_are_clear_errors() {
 
 #[tokio::test]
 async fn fail_fast_cancels_the_rest() {
-    let server = MockServer::start(false).await.expect("server");
+    let server = MockServer::start(true).await.expect("server");
     let client = openai(&config(&server));
     let mut requests = vec![chat("[[status=401]] unauthorized")];
     requests.extend((0..20).map(|i| chat(&format!("[[sleep_ms=3000]] slow {i}"))));
@@ -171,6 +171,8 @@ async fn fail_fast_cancels_the_rest() {
             .iter()
             .all(|r| matches!(r, Err(ApiError::Cancelled)))
     );
+    // The three sent with the failing one were cut short; none started after it failed.
+    assert_eq!(server.recorded().len(), 4);
 }
 
 #[tokio::test]

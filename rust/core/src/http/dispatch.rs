@@ -2,7 +2,7 @@
 //! request order, and either every result (isolate) or the first failure cancelling the
 //! rest (fail fast).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -325,6 +325,95 @@ pub async fn run_many_limited<P: Provider>(
     counters
         .limit
         .store(limiter.limit().unwrap_or(0), Ordering::Relaxed);
+    match &limiter.kind {
+        LimiterKind::Fixed(_, size) => {
+            run_on_workers(client, requests, (*size).max(1), fail_fast, counters).await
+        }
+        LimiterKind::Adaptive(_) => {
+            run_spawning(client, requests, limiter, fail_fast, counters).await
+        }
+    }
+}
+
+/// What the workers of [`run_on_workers`] share: the requests, the next one to take, and
+/// one slot per result (written as each request ends, so that aborting the workers loses
+/// no finished result).
+struct Work {
+    requests: Vec<Request>,
+    next: AtomicUsize,
+    stopped: AtomicBool,
+    results: Mutex<Vec<Result<Completion, ApiError>>>,
+}
+
+/// A fixed limit: `limit` tasks each send one request after another, taking the next in
+/// order. (A task spawned, joined and woken per request, a permit taken from a semaphore
+/// and a dispatcher woken per result was most of this module's cost per request.) With
+/// `fail_fast`, the worker whose request fails stops the others from taking more, and the
+/// requests still in flight are aborted.
+async fn run_on_workers<P: Provider>(
+    client: Arc<Client<P>>,
+    requests: Vec<Request>,
+    limit: usize,
+    fail_fast: bool,
+    counters: Arc<RequestCounters>,
+) -> Vec<Result<Completion, ApiError>> {
+    let count = requests.len();
+    let work = Arc::new(Work {
+        requests,
+        next: AtomicUsize::new(0),
+        stopped: AtomicBool::new(false),
+        results: Mutex::new((0..count).map(|_| Err(ApiError::Cancelled)).collect()),
+    });
+    let mut workers = JoinSet::new();
+    for _ in 0..limit.min(count) {
+        let (client, counters, work) = (
+            Arc::clone(&client),
+            Arc::clone(&counters),
+            Arc::clone(&work),
+        );
+        workers.spawn(async move {
+            while !work.stopped.load(Ordering::Relaxed) {
+                let index = work.next.fetch_add(1, Ordering::Relaxed);
+                let Some(request) = work.requests.get(index) else {
+                    return false;
+                };
+                let result = counters
+                    .track(client.send(request, counters.as_ref()))
+                    .await;
+                let failed = result.is_err();
+                if let Some(slot) = lock(&work.results).get_mut(index) {
+                    *slot = result;
+                }
+                if failed && fail_fast {
+                    work.stopped.store(true, Ordering::Relaxed);
+                    return true;
+                }
+            }
+            false
+        });
+    }
+    while let Some(joined) = workers.join_next().await {
+        if matches!(joined, Ok(true)) {
+            workers.abort_all();
+        }
+    }
+    // Every worker has ended (and dropped its share), so the results are ours alone.
+    std::mem::take(&mut *lock(&work.results))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An adaptive limit: a task per request, spawned when the controller has room.
+async fn run_spawning<P: Provider>(
+    client: Arc<Client<P>>,
+    requests: Vec<Request>,
+    limiter: &Limiter,
+    fail_fast: bool,
+    counters: Arc<RequestCounters>,
+) -> Vec<Result<Completion, ApiError>> {
+    let count = requests.len();
     let mut results: Vec<Result<Completion, ApiError>> =
         (0..count).map(|_| Err(ApiError::Cancelled)).collect();
     let mut tasks: JoinSet<(usize, Result<Completion, ApiError>)> = JoinSet::new();
