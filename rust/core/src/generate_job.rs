@@ -17,13 +17,13 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use thiserror::Error;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 /// How often the writer checks that OUTPUT is still the file it writes to.
 pub const IDENTITY_CHECK: Duration = Duration::from_millis(250);
@@ -39,7 +39,7 @@ use crate::adaptive::ConcurrencyLimit;
 use crate::batch_jobs::BatchJobs;
 use crate::http::{
     ApiError, Client, Endpoint, Limiter, Observers, Permit, Provider, Request, RequestCounters,
-    RequestDefaults,
+    RequestDefaults, RetryObserver,
 };
 use crate::providers::AnyProvider;
 
@@ -162,16 +162,17 @@ pub async fn run_job(
         ConcurrencyLimit::Auto { ceiling } => ceiling.clamp(1, AUTO_READ_AHEAD),
         limit => limit.most().unwrap_or(AUTO_READ_AHEAD).max(1),
     };
-    // Jobs go to the loop in chunks: one wake-up of the reader's thread per chunk, not one
-    // per request. INPUT is a regular file (the command refuses anything else), whose reads
-    // never wait long: a chunk is not held back waiting for its input.
-    let (jobs_tx, mut jobs_rx) = mpsc::channel::<Vec<Job>>((read_ahead * 2).div_ceil(JOB_CHUNK));
+    // Jobs go to the queue in chunks: one lock (and at most one wake-up of the workers) per
+    // chunk, not per request. INPUT is a regular file (the command refuses anything else),
+    // whose reads never wait long: a chunk is not held back waiting for its input.
+    let jobs = Arc::new(JobQueue::new(read_ahead * 2));
+    let reader_jobs = Arc::clone(&jobs);
     let reader_progress = Arc::clone(&progress);
     let reader_config = config.clone();
     let provider = client.provider().clone();
     let reader_stop = Arc::clone(&stop);
     let mut reader = tokio::task::spawn_blocking(move || {
-        let mut jobs = Vec::with_capacity(JOB_CHUNK);
+        let mut chunk = Vec::with_capacity(JOB_CHUNK);
         let read = read_lines(
             input,
             &reader_config,
@@ -185,18 +186,14 @@ pub async fn run_job(
                     .requests
                     .total
                     .fetch_add(1, Ordering::Relaxed);
-                jobs.push(job);
+                chunk.push(job);
                 // Stops reading once the job stopped (fatal error or cancellation).
-                jobs.len() < JOB_CHUNK
-                    || jobs_tx
-                        .blocking_send(std::mem::replace(&mut jobs, Vec::with_capacity(JOB_CHUNK)))
-                        .is_ok()
+                chunk.len() < JOB_CHUNK || reader_jobs.push(&mut chunk)
             },
             &reader_progress.malformed,
         );
-        if !jobs.is_empty() {
-            let _ = jobs_tx.blocking_send(jobs);
-        }
+        reader_jobs.push(&mut chunk);
+        reader_jobs.close();
         match read {
             Err(error @ (JobError::Io { .. } | JobError::Changed { .. })) => {
                 reader_stop.fail(error);
@@ -206,103 +203,43 @@ pub async fn run_job(
         }
     });
 
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let lines = Arc::new(Lines::default());
+    let (wake_tx, wake_rx) = std::sync::mpsc::channel::<()>();
     let output_path = config.output.clone();
     let writer_stop = Arc::clone(&stop);
+    let writer_lines = Arc::clone(&lines);
     let writer = tokio::task::spawn_blocking(move || {
-        if let Err(error) = write_output(output, &output_path, &lines_rx) {
+        if let Err(error) = write_output(output, &output_path, &writer_lines, &wake_rx) {
             writer_stop.fail(error);
         }
     });
 
-    // A fixed limit is a semaphore of that many permits, as before; `auto` adapts to the
-    // latencies and overloads the requests report through their permits.
-    let limiter = Limiter::new(config.max_concurrency);
-    let mut peak_limit = limiter.limit();
-    progress
-        .requests
-        .limit
-        .store(peak_limit.unwrap_or(0), Ordering::Relaxed);
-    let mut tasks: tokio::task::JoinSet<(String, Outcome)> = tokio::task::JoinSet::new();
-    let mut summary = Summary::default();
-    let mut fatal = None;
-    let mut failed_io = None;
-    let mut number = 0u64;
-    let mut input_open = true;
-    // The next request, read but waiting for a permit. The request is read before its
-    // permit is taken (as `run_many` does), so that an adaptive limit times the request
-    // only, not a wait for the reader (which, at the start, made the no-load latency look
-    // slower than it is, and the limit overshoot twice the provider's capacity).
-    let mut pending: Option<Job> = None;
-    // The rest of the chunk `pending` came in (never filled while `pending` is `None`).
-    let mut queued: VecDeque<Job> = VecDeque::new();
-    while input_open || pending.is_some() || !tasks.is_empty() {
-        tokio::select! {
-            biased;
-            () = stop.notify.notified() => {
-                // An I/O error: nothing more can be read or written usefully.
-                failed_io = stop.take();
-                tasks.abort_all();
-                jobs_rx.close();
-                break;
-            }
-            Some(finished) = tasks.join_next(), if !tasks.is_empty() => {
-                // With the requests that finished at the same time: their lines go to the
-                // writer together (one wake-up of its thread, not one per line).
-                let mut lines = String::new();
-                let mut next = Some(finished);
-                while let Some(finished) = next.take() {
-                    if let Ok((line, outcome)) = finished {
-                        peak_limit = peak_limit.max(limiter.limit());
-                        if let Some(error) = record(&mut summary, outcome)
-                            && fatal.is_none()
-                        {
-                            fatal = Some(error);
-                            tasks.abort_all();
-                            jobs_rx.close();
-                            input_open = false;
-                            pending = None;
-                            queued.clear();
-                            break;
-                        }
-                        if !lines.is_empty() {
-                            lines.push('\n');
-                        }
-                        lines.push_str(&line);
-                    }
-                    next = tasks.try_join_next();
-                }
-                if !lines.is_empty() && lines_tx.send(lines).is_err() {
-                    break;
-                }
-            }
-            // Both branches are cancel-safe: a job received stays in `pending`, and a permit
-            // is only taken once there is a job for it.
-            next = jobs_rx.recv(), if input_open && pending.is_none() => {
-                match next {
-                    Some(jobs) => {
-                        queued.extend(jobs);
-                        pending = queued.pop_front();
-                    }
-                    None => input_open = false,
-                }
-            }
-            permit = limiter.acquire(), if pending.is_some() => {
-                let Some(job) = pending.take() else { continue };
-                number += 1;
-                let client = Arc::clone(&client);
-                let progress = Arc::clone(&progress);
-                let id = number;
-                let permit = permit.reporting_to(&progress.requests);
-                tasks.spawn(async move { send(&client, job, id, &progress, permit).await });
-                pending = queued.pop_front();
-            }
+    let driven = match config.max_concurrency {
+        ConcurrencyLimit::Fixed(limit) => {
+            drive_workers(
+                &client,
+                limit.max(1),
+                &jobs,
+                &progress,
+                &stop,
+                &lines,
+                &wake_tx,
+            )
+            .await
         }
-    }
-    tasks.abort_all();
-    drop(lines_tx);
-    // A reader blocked on a full channel must see the job end, or awaiting it would hang.
-    drop(jobs_rx);
+        limit => drive_spawning(&client, limit, &jobs, &progress, &stop, &lines, &wake_tx).await,
+    };
+    // A reader waiting for room must see the job end, or awaiting it would hang.
+    jobs.close();
+    drop(wake_tx);
+    let Driven {
+        mut summary,
+        fatal,
+        failed_io,
+        peak_limit,
+        final_limit,
+    } = driven;
+
     let malformed = if failed_io.is_some() {
         // The reader may be stuck in a read of a broken file: not waited for long.
         match tokio::time::timeout(READER_GRACE, &mut reader).await {
@@ -322,9 +259,349 @@ pub async fn run_job(
     summary.malformed_lines = malformed?;
     summary.skipped = progress.skipped.load(Ordering::Relaxed);
     summary.seconds = started.elapsed().as_secs_f64();
-    summary.final_limit = limiter.limit();
-    summary.peak_limit = peak_limit.max(summary.final_limit);
+    summary.final_limit = final_limit;
+    summary.peak_limit = peak_limit.max(final_limit);
     Ok(summary)
+}
+
+/// How the requests went: what [`run_job`] reports once the reader and writer are done.
+struct Driven {
+    summary: Summary,
+    /// The error that made going on pointless (a refused key...).
+    fatal: Option<ApiError>,
+    /// The reader's or writer's I/O error that stopped the job.
+    failed_io: Option<JobError>,
+    peak_limit: Option<usize>,
+    final_limit: Option<usize>,
+}
+
+/// The lines waiting for the writer, and its wake-up: whoever adds to an empty buffer
+/// wakes it, so a line is written as soon as it lands, with every line that landed while
+/// the writer was busy (one write, one wake-up of its thread, for all of them).
+#[derive(Default)]
+struct Lines {
+    waiting: Mutex<String>,
+}
+
+impl Lines {
+    /// Adds `line` (without its newline); `false` once the writer is gone.
+    fn push(&self, line: &str, wake: &std::sync::mpsc::Sender<()>) -> bool {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        let was_empty = waiting.is_empty();
+        waiting.push_str(line);
+        waiting.push('\n');
+        drop(waiting);
+        !was_empty || wake.send(()).is_ok()
+    }
+
+    /// Everything waiting, leaving `into`'s old contents (cleared) for the next turn.
+    fn take(&self, into: &mut String) {
+        into.clear();
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::swap(&mut *waiting, into);
+    }
+}
+
+/// The requests read ahead, between the reader's thread and the tasks sending them. The
+/// reader waits while it holds `capacity`; a task finding it empty waits for the next
+/// chunk. Nobody is woken per request: the reader when it falls to half, the tasks when a
+/// chunk lands in an empty queue.
+struct JobQueue {
+    state: Mutex<Queued>,
+    capacity: usize,
+    /// The reader waits here for room.
+    room: std::sync::Condvar,
+    /// Tasks wait here for a request.
+    ready: Notify,
+}
+
+struct Queued {
+    jobs: VecDeque<Job>,
+    /// No more will come: the input is done, or the job stopped.
+    closed: bool,
+}
+
+impl JobQueue {
+    fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(Queued {
+                jobs: VecDeque::new(),
+                closed: false,
+            }),
+            capacity: capacity.max(1),
+            room: std::sync::Condvar::new(),
+            ready: Notify::new(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, Queued> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues (and empties) `chunk` once there is room, from the reader's thread; `false`
+    /// once the job stopped.
+    fn push(&self, chunk: &mut Vec<Job>) -> bool {
+        if chunk.is_empty() {
+            return !self.state().closed;
+        }
+        let mut state = self.state();
+        while state.jobs.len() >= self.capacity && !state.closed {
+            state = self
+                .room
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if state.closed {
+            return false;
+        }
+        let was_empty = state.jobs.is_empty();
+        state.jobs.extend(chunk.drain(..));
+        drop(state);
+        if was_empty {
+            self.ready.notify_waiters();
+        }
+        true
+    }
+
+    /// No more requests: the input is done, or the job stopped (what is queued is dropped,
+    /// and a reader waiting for room gives up).
+    fn close(&self) {
+        let mut state = self.state();
+        state.closed = true;
+        drop(state);
+        self.room.notify_all();
+        self.ready.notify_waiters();
+    }
+
+    /// Drops what is queued and stops the reader.
+    fn stop(&self) {
+        let mut state = self.state();
+        state.jobs.clear();
+        drop(state);
+        self.close();
+    }
+
+    /// The next request, `None` once the queue is closed and empty. Cancel-safe: a request
+    /// is taken and returned in the same poll.
+    async fn next(&self) -> Option<Job> {
+        if let Some(taken) = self.take() {
+            return taken;
+        }
+        loop {
+            let ready = self.ready.notified();
+            tokio::pin!(ready);
+            // Registered before looking again, so that a chunk landing in between wakes us.
+            ready.as_mut().enable();
+            if let Some(taken) = self.take() {
+                return taken;
+            }
+            ready.await;
+        }
+    }
+
+    /// `Some(Some(job))`, `Some(None)` once closed and empty, `None` for nothing yet.
+    fn take(&self) -> Option<Option<Job>> {
+        let mut state = self.state();
+        match state.jobs.pop_front() {
+            Some(job) => {
+                if state.jobs.len() == self.capacity / 2 {
+                    self.room.notify_one();
+                }
+                Some(Some(job))
+            }
+            None => state.closed.then_some(None),
+        }
+    }
+}
+
+/// A fixed limit: `limit` workers, each sending one request after another (no task, no
+/// permit and no wake-up of a dispatcher per request). A fatal failure stops the others
+/// from taking more and aborts what is in flight, as does an I/O error of the reader or
+/// writer.
+async fn drive_workers(
+    client: &Arc<Client<AnyProvider>>,
+    limit: usize,
+    jobs: &Arc<JobQueue>,
+    progress: &Arc<JobProgress>,
+    stop: &Stop,
+    lines: &Arc<Lines>,
+    wake: &std::sync::mpsc::Sender<()>,
+) -> Driven {
+    // The first fatal failure; each worker counts its own requests (the counts of a job
+    // that failed are not reported, so aborted workers lose nothing that matters).
+    let fatal: Arc<Mutex<Option<ApiError>>> = Arc::default();
+    let stopping = Arc::new(AtomicBool::new(false));
+    progress.requests.limit.store(limit, Ordering::Relaxed);
+    let numbers = Arc::new(AtomicU64::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..limit {
+        let (client, jobs, progress, lines, wake, fatal, stopping, numbers) = (
+            Arc::clone(client),
+            Arc::clone(jobs),
+            Arc::clone(progress),
+            Arc::clone(lines),
+            wake.clone(),
+            Arc::clone(&fatal),
+            Arc::clone(&stopping),
+            Arc::clone(&numbers),
+        );
+        workers.spawn(async move {
+            let mut summary = Summary::default();
+            while let Some(job) = jobs.next().await {
+                let number = numbers.fetch_add(1, Ordering::Relaxed) + 1;
+                let (line, outcome) = send(&client, job, number, &progress, None).await;
+                if stopping.load(Ordering::Relaxed) {
+                    // A result that came anyway is kept; a failure goes again on a re-run.
+                    if matches!(outcome, Outcome::Succeeded(_)) {
+                        lines.push(&line, &wake);
+                    }
+                    break;
+                }
+                let succeeded = progress.requests.done.load(Ordering::Relaxed);
+                if let Some(error) = record(&mut summary, outcome, succeeded) {
+                    let mut first = fatal.lock().unwrap_or_else(PoisonError::into_inner);
+                    first.get_or_insert(error);
+                    stopping.store(true, Ordering::Relaxed);
+                    break;
+                }
+                if !lines.push(&line, &wake) {
+                    break;
+                }
+            }
+            summary
+        });
+    }
+    let mut summary = Summary::default();
+    let mut failed_io = None;
+    loop {
+        tokio::select! {
+            biased;
+            () = stop.notify.notified() => {
+                // An I/O error: nothing more can be read or written usefully.
+                failed_io = stop.take();
+                break;
+            }
+            joined = workers.join_next() => {
+                match joined {
+                    None => break,
+                    Some(Ok(counted)) => summary.add(counted),
+                    Some(Err(_)) => {} // a task only ends early when aborted below
+                }
+                if stopping.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+        }
+    }
+    jobs.stop();
+    workers.abort_all();
+    while workers.join_next().await.is_some() {}
+    let fatal = fatal.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let limit = Some(limit);
+    Driven {
+        summary,
+        fatal,
+        failed_io,
+        peak_limit: limit,
+        final_limit: limit,
+    }
+}
+
+/// No limit or `auto`: a task per request, spawned when the limiter has room (an adaptive
+/// limit learns from each request's permit).
+async fn drive_spawning(
+    client: &Arc<Client<AnyProvider>>,
+    limit: ConcurrencyLimit,
+    jobs: &JobQueue,
+    progress: &Arc<JobProgress>,
+    stop: &Stop,
+    lines_buffer: &Lines,
+    wake: &std::sync::mpsc::Sender<()>,
+) -> Driven {
+    let limiter = Limiter::new(limit);
+    let mut peak_limit = limiter.limit();
+    progress
+        .requests
+        .limit
+        .store(peak_limit.unwrap_or(0), Ordering::Relaxed);
+    let mut tasks: tokio::task::JoinSet<(String, Outcome)> = tokio::task::JoinSet::new();
+    let mut summary = Summary::default();
+    let mut fatal = None;
+    let mut failed_io = None;
+    let mut number = 0u64;
+    let mut input_open = true;
+    // The next request, read but waiting for a permit. The request is read before its
+    // permit is taken (as `run_many` does), so that an adaptive limit times the request
+    // only, not a wait for the reader (which, at the start, made the no-load latency look
+    // slower than it is, and the limit overshoot twice the provider's capacity).
+    let mut pending: Option<Job> = None;
+    while input_open || pending.is_some() || !tasks.is_empty() {
+        tokio::select! {
+            biased;
+            () = stop.notify.notified() => {
+                // An I/O error: nothing more can be read or written usefully.
+                failed_io = stop.take();
+                tasks.abort_all();
+                jobs.stop();
+                break;
+            }
+            Some(finished) = tasks.join_next(), if !tasks.is_empty() => {
+                // With the requests that finished at the same time: their lines go to the
+                // writer together (one wake-up of its thread, not one per line).
+                let mut lines = String::new();
+                let mut next = Some(finished);
+                while let Some(finished) = next.take() {
+                    if let Ok((line, outcome)) = finished {
+                        peak_limit = peak_limit.max(limiter.limit());
+                        let succeeded = summary.succeeded;
+                        if let Some(error) = record(&mut summary, outcome, succeeded)
+                            && fatal.is_none()
+                        {
+                            fatal = Some(error);
+                            tasks.abort_all();
+                            jobs.stop();
+                            input_open = false;
+                            pending = None;
+                            break;
+                        }
+                        if !lines.is_empty() {
+                            lines.push('\n');
+                        }
+                        lines.push_str(&line);
+                    }
+                    next = tasks.try_join_next();
+                }
+                if !lines.is_empty() && !lines_buffer.push(&lines, wake) {
+                    break;
+                }
+            }
+            // Both branches are cancel-safe: a job taken stays in `pending`, and a permit is
+            // only taken once there is a job for it.
+            next = jobs.next(), if input_open && pending.is_none() => {
+                match next {
+                    Some(job) => pending = Some(job),
+                    None => input_open = false,
+                }
+            }
+            permit = limiter.acquire(), if pending.is_some() => {
+                let Some(job) = pending.take() else { continue };
+                number += 1;
+                let client = Arc::clone(client);
+                let progress = Arc::clone(progress);
+                let id = number;
+                let permit = permit.reporting_to(&progress.requests);
+                tasks.spawn(async move { send(&client, job, id, &progress, Some(permit)).await });
+            }
+        }
+    }
+    tasks.abort_all();
+    Driven {
+        summary,
+        fatal,
+        failed_io,
+        peak_limit,
+        final_limit: limiter.limit(),
+    }
 }
 
 enum Outcome {
@@ -332,8 +609,9 @@ enum Outcome {
     Failed(String, ApiError),
 }
 
-/// Counts a finished request; returns the error if it makes the whole job pointless.
-fn record(summary: &mut Summary, outcome: Outcome) -> Option<ApiError> {
+/// Counts a finished request; returns the error if it makes the whole job pointless
+/// (`succeeded`: the requests of the job that succeeded so far).
+fn record(summary: &mut Summary, outcome: Outcome, succeeded: usize) -> Option<ApiError> {
     summary.requests += 1;
     match outcome {
         Outcome::Succeeded(tokens) => {
@@ -343,7 +621,19 @@ fn record(summary: &mut Summary, outcome: Outcome) -> Option<ApiError> {
         }
         Outcome::Failed(kind, error) => {
             *summary.failures.entry(kind).or_insert(0) += 1;
-            is_fatal(&error, summary.succeeded).then_some(error)
+            is_fatal(&error, succeeded).then_some(error)
+        }
+    }
+}
+
+impl Summary {
+    /// Adds the requests counted by one worker.
+    fn add(&mut self, other: Summary) {
+        self.requests += other.requests;
+        self.succeeded += other.succeeded;
+        self.tokens += other.tokens;
+        for (kind, count) in other.failures {
+            *self.failures.entry(kind).or_insert(0) += count;
         }
     }
 }
@@ -375,13 +665,20 @@ async fn send(
     job: Job,
     number: u64,
     progress: &JobProgress,
-    permit: Permit,
+    permit: Option<Permit>,
 ) -> (String, Outcome) {
     let counters = progress.requests.as_ref();
+    let observers = permit.as_ref().map(|permit| Observers(counters, permit));
+    let observer: &dyn RetryObserver = match &observers {
+        Some(observers) => observers,
+        None => counters,
+    };
     let result = counters
-        .track(client.send_raw(&job.request, &Observers(counters, &permit)))
+        .track(client.send_raw(&job.request, observer))
         .await;
-    permit.finish(&result);
+    if let Some(permit) = permit {
+        permit.finish(&result);
+    }
     let id = format!("batch_req_{number}");
     match result {
         Ok((body, tokens)) => {
@@ -702,7 +999,8 @@ pub fn batch_rows(
 fn write_output(
     mut output: File,
     path: &Path,
-    lines: &std::sync::mpsc::Receiver<String>,
+    lines: &Lines,
+    wake: &std::sync::mpsc::Receiver<()>,
 ) -> Result<(), JobError> {
     let failed = |source| JobError::Io {
         action: "write",
@@ -718,21 +1016,13 @@ fn write_output(
     let mut checked = Instant::now();
     let mut waiting = String::new();
     loop {
-        let line = match lines.recv_timeout(IDENTITY_CHECK) {
-            Ok(line) => Some(line),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        let ended = match wake.recv_timeout(IDENTITY_CHECK) {
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
+            // The job is over: what is left is written, then the file is closed.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => true,
         };
-        if let Some(line) = line {
-            waiting.clear();
-            waiting.push_str(&line);
-            waiting.push('\n');
-            while waiting.len() < WRITE_BATCH_BYTES
-                && let Ok(line) = lines.try_recv()
-            {
-                waiting.push_str(&line);
-                waiting.push('\n');
-            }
+        lines.take(&mut waiting);
+        if !waiting.is_empty() {
             if let Err((kept, source)) = write_lines(&mut output, waiting.as_bytes()) {
                 if regular {
                     // Best effort: a cut line would be dropped on resume anyway.
@@ -741,6 +1031,9 @@ fn write_output(
                 return Err(failed(source));
             }
             length += waiting.len() as u64;
+        }
+        if ended {
+            break;
         }
         if regular && checked.elapsed() >= IDENTITY_CHECK {
             checked = Instant::now();
@@ -779,9 +1072,6 @@ fn success_line(id: &str, custom_id: &str, body: &[u8]) -> String {
 
 /// Jobs per chunk sent from the reader to the job loop.
 const JOB_CHUNK: usize = 32;
-
-/// The most bytes of waiting lines joined into one write.
-const WRITE_BATCH_BYTES: usize = 1 << 20;
 
 /// Writes `lines` (each ending in a newline); on a failure, the error with the length of
 /// the whole lines written before it.
