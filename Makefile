@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/distilabel-rs/target
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-demo demo test test-rust test-python test-engines lint format bench soak fuzz build-release clean
+.PHONY: help install install-release install-demo demo test test-rust test-python test-engines lint format bench soak fuzz build-release clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -20,6 +20,12 @@ $(BIN)/python:
 install: $(BIN)/python ## Build the Rust extension into .venv with the test extras
 	$(BIN)/pip install --quiet 'maturin>=1.9.4,<2'
 	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --quiet --profile ci --extras test
+
+# Benchmarks measure what a wheel ships: the release profile (fat LTO, one codegen unit;
+# a few minutes to build on two cores), not the CI profile.
+install-release: $(BIN)/python ## Build the Rust extension into .venv as the release wheel is built, with the test extras
+	$(BIN)/pip install --quiet 'maturin>=1.9.4,<2'
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --quiet --release --extras test
 
 DEMO_OUTPUT ?= $(abspath $(VENV))/demo-results.jsonl
 INSTALL_LOG := $(abspath $(VENV))/install.log
@@ -65,7 +71,7 @@ format: $(BIN)/python ## Format Rust and Python sources
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install ## Side-by-side benchmarks against distilabel 1.5.3 (minutes)
+bench: install-release ## Side-by-side benchmarks against distilabel 1.5.3, on the release build (minutes)
 	$(BIN)/python benches/bench_fanout.py
 	$(BIN)/python benches/bench_grouping.py
 	$(BIN)/python benches/bench_openai.py
