@@ -275,9 +275,10 @@ struct Driven {
     final_limit: Option<usize>,
 }
 
-/// The lines waiting for the writer, and its wake-up: whoever adds to an empty buffer
-/// wakes it, so a line is written as soon as it lands, with every line that landed while
-/// the writer was busy (one write, one wake-up of its thread, for all of them).
+/// The lines waiting for the writer: whoever adds to an empty buffer wakes it, so a line is
+/// written as soon as it lands, with every line that landed while the writer was busy (one
+/// write, one wake-up of its thread, for all of them). The wake-up channel's senders stay
+/// outside: the writer ends when the last one is dropped.
 #[derive(Default)]
 struct Lines {
     waiting: Mutex<String>,
@@ -363,8 +364,8 @@ impl JobQueue {
         true
     }
 
-    /// No more requests: the input is done, or the job stopped (what is queued is dropped,
-    /// and a reader waiting for room gives up).
+    /// No more requests will come: the input is done (what is queued is still taken), or
+    /// the job stopped (see [`JobQueue::stop`]); a reader waiting for room gives up.
     fn close(&self) {
         let mut state = self.state();
         state.closed = true;
@@ -515,7 +516,7 @@ async fn drive_spawning(
     jobs: &JobQueue,
     progress: &Arc<JobProgress>,
     stop: &Stop,
-    lines_buffer: &Lines,
+    lines: &Lines,
     wake: &std::sync::mpsc::Sender<()>,
 ) -> Driven {
     let limiter = Limiter::new(limit);
@@ -546,32 +547,23 @@ async fn drive_spawning(
                 break;
             }
             Some(finished) = tasks.join_next(), if !tasks.is_empty() => {
-                // With the requests that finished at the same time: their lines go to the
-                // writer together (one wake-up of its thread, not one per line).
-                let mut lines = String::new();
-                let mut next = Some(finished);
-                while let Some(finished) = next.take() {
-                    if let Ok((line, outcome)) = finished {
-                        peak_limit = peak_limit.max(limiter.limit());
-                        let succeeded = summary.succeeded;
-                        if let Some(error) = record(&mut summary, outcome, succeeded)
-                            && fatal.is_none()
-                        {
-                            fatal = Some(error);
-                            tasks.abort_all();
-                            jobs.stop();
-                            input_open = false;
-                            pending = None;
-                            break;
-                        }
-                        if !lines.is_empty() {
-                            lines.push('\n');
-                        }
-                        lines.push_str(&line);
-                    }
-                    next = tasks.try_join_next();
+                let Ok((line, outcome)) = finished else {
+                    continue; // a task only ends early when aborted
+                };
+                peak_limit = peak_limit.max(limiter.limit());
+                let succeeded = summary.succeeded;
+                if let Some(error) = record(&mut summary, outcome, succeeded)
+                    && fatal.is_none()
+                {
+                    fatal = Some(error);
+                    tasks.abort_all();
+                    jobs.stop();
+                    input_open = false;
+                    pending = None;
+                    continue;
                 }
-                if !lines.is_empty() && !lines_buffer.push(&lines, wake) {
+                // Lines that land while the writer is busy go in its next write together.
+                if !lines.push(&line, wake) {
                     break;
                 }
             }
