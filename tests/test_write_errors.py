@@ -268,3 +268,32 @@ def test_batch_api_results_on_a_full_disk(server: str, tmp_path: Path) -> None:
         assert finished.returncode == 0, finished.stderr
         ids = ids_of(output)
         assert len(ids) == len(set(ids)) == len(texts)
+
+
+def test_a_pipe_whose_reader_waits_holds_up_no_request(tmp_path: Path) -> None:
+    """A pipe's writes block while its reader does not read: the requests go on meanwhile
+    (the results wait in memory) and every result reaches the reader, once."""
+    count = 2000  # about 700 KB of results: ten times a pipe's buffer
+    mock = _core.MockServer()
+    try:
+        source = write_lines(tmp_path / "in.jsonl", [f"q{i}" for i in range(count)])
+        pipe = tmp_path / "results"
+        os.mkfifo(pipe)
+        process = _start(mock.base_url, source, pipe, "16")
+        # Opening the write end waits for a reader: open ours, then read nothing until
+        # every request has been answered.
+        reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+        deadline = time.monotonic() + 60
+        while mock.requests < count:
+            assert time.monotonic() < deadline, f"{mock.requests} requests sent"
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.02)
+        os.set_blocking(reader, True)
+        with os.fdopen(reader, "rb") as results:
+            text = results.read().decode()
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr
+        ids = [json.loads(line)["custom_id"] for line in text.splitlines()]
+        assert sorted(ids, key=int) == [str(i) for i in range(1, count + 1)]
+    finally:
+        mock.stop()

@@ -113,7 +113,7 @@ struct Job {
     request: Request,
 }
 
-/// The first I/O error of the reader or the writer thread, and a wake-up for the job.
+/// The first I/O error of the reader (a thread) or the writer (a task), and a wake-up for the job.
 #[derive(Default)]
 struct Stop {
     error: Mutex<Option<JobError>>,
@@ -204,34 +204,27 @@ pub async fn run_job(
     });
 
     let lines = Arc::new(Lines::default());
-    let (wake_tx, wake_rx) = std::sync::mpsc::channel::<()>();
     let output_path = config.output.clone();
     let writer_stop = Arc::clone(&stop);
     let writer_lines = Arc::clone(&lines);
-    let writer = tokio::task::spawn_blocking(move || {
-        if let Err(error) = write_output(output, &output_path, &writer_lines, &wake_rx) {
+    let writer = tokio::spawn(async move {
+        if let Err(error) = write_output(output, output_path, &writer_lines).await {
+            writer_lines.gone.store(true, Ordering::Relaxed);
             writer_stop.fail(error);
         }
     });
+    // Also when the job is cancelled (dropped): the writer writes what landed, then ends.
+    let closing = ClosesOnDrop(Arc::clone(&lines));
 
     let driven = match config.max_concurrency {
         ConcurrencyLimit::Fixed(limit) => {
-            drive_workers(
-                &client,
-                limit.max(1),
-                &jobs,
-                &progress,
-                &stop,
-                &lines,
-                &wake_tx,
-            )
-            .await
+            drive_workers(&client, limit.max(1), &jobs, &progress, &stop, &lines).await
         }
-        limit => drive_spawning(&client, limit, &jobs, &progress, &stop, &lines, &wake_tx).await,
+        limit => drive_spawning(&client, limit, &jobs, &progress, &stop, &lines).await,
     };
     // A reader waiting for room must see the job end, or awaiting it would hang.
     jobs.close();
-    drop(wake_tx);
+    drop(closing);
     let Driven {
         mut summary,
         fatal,
@@ -277,22 +270,31 @@ struct Driven {
 
 /// The lines waiting for the writer: whoever adds to an empty buffer wakes it, so a line is
 /// written as soon as it lands, with every line that landed while the writer was busy (one
-/// write, one wake-up of its thread, for all of them). The wake-up channel's senders stay
-/// outside: the writer ends when the last one is dropped.
+/// write for all of them). The writer is a task on the runtime, not a thread: waking it is
+/// a push to the waking worker's queue, where a thread's wake-up was a futex call and two
+/// context switches, half of the command's context switches per request.
 #[derive(Default)]
 struct Lines {
     waiting: Mutex<String>,
+    ready: Notify,
+    /// Set once the job sends nothing more: the writer writes what is left and ends.
+    closed: AtomicBool,
+    /// Set when the writer stopped on an error: adding more is pointless.
+    gone: AtomicBool,
 }
 
 impl Lines {
     /// Adds `line` (without its newline); `false` once the writer is gone.
-    fn push(&self, line: &str, wake: &std::sync::mpsc::Sender<()>) -> bool {
+    fn push(&self, line: &str) -> bool {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         let was_empty = waiting.is_empty();
         waiting.push_str(line);
         waiting.push('\n');
         drop(waiting);
-        !was_empty || wake.send(()).is_ok()
+        if was_empty {
+            self.ready.notify_one();
+        }
+        !self.gone.load(Ordering::Relaxed)
     }
 
     /// Everything waiting, leaving `into`'s old contents (cleared) for the next turn.
@@ -300,6 +302,19 @@ impl Lines {
         into.clear();
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         std::mem::swap(&mut *waiting, into);
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.ready.notify_one();
+    }
+}
+
+struct ClosesOnDrop(Arc<Lines>);
+
+impl Drop for ClosesOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -426,7 +441,6 @@ async fn drive_workers(
     progress: &Arc<JobProgress>,
     stop: &Stop,
     lines: &Arc<Lines>,
-    wake: &std::sync::mpsc::Sender<()>,
 ) -> Driven {
     // The first fatal failure; each worker counts its own requests (the counts of a job
     // that failed are not reported, so aborted workers lose nothing that matters).
@@ -436,12 +450,11 @@ async fn drive_workers(
     let numbers = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..limit {
-        let (client, jobs, progress, lines, wake, fatal, stopping, numbers) = (
+        let (client, jobs, progress, lines, fatal, stopping, numbers) = (
             Arc::clone(client),
             Arc::clone(jobs),
             Arc::clone(progress),
             Arc::clone(lines),
-            wake.clone(),
             Arc::clone(&fatal),
             Arc::clone(&stopping),
             Arc::clone(&numbers),
@@ -454,7 +467,7 @@ async fn drive_workers(
                 if stopping.load(Ordering::Relaxed) {
                     // A result that came anyway is kept; a failure goes again on a re-run.
                     if matches!(outcome, Outcome::Succeeded(_)) {
-                        lines.push(&line, &wake);
+                        lines.push(&line);
                     }
                     break;
                 }
@@ -465,7 +478,7 @@ async fn drive_workers(
                     stopping.store(true, Ordering::Relaxed);
                     break;
                 }
-                if !lines.push(&line, &wake) {
+                if !lines.push(&line) {
                     break;
                 }
             }
@@ -517,7 +530,6 @@ async fn drive_spawning(
     progress: &Arc<JobProgress>,
     stop: &Stop,
     lines: &Lines,
-    wake: &std::sync::mpsc::Sender<()>,
 ) -> Driven {
     let limiter = Limiter::new(limit);
     let mut peak_limit = limiter.limit();
@@ -563,7 +575,7 @@ async fn drive_spawning(
                     continue;
                 }
                 // Lines that land while the writer is busy go in its next write together.
-                if !lines.push(&line, wake) {
+                if !lines.push(&line) {
                     break;
                 }
             }
@@ -988,39 +1000,47 @@ pub fn batch_rows(
 /// wrote and removing the part of a line; checks every [`IDENTITY_CHECK`] that OUTPUT is
 /// still the file being written (a deleted or moved file would swallow every later line);
 /// syncs at the end.
-fn write_output(
-    mut output: File,
-    path: &Path,
-    lines: &Lines,
-    wake: &std::sync::mpsc::Receiver<()>,
-) -> Result<(), JobError> {
-    let failed = |source| JobError::Io {
-        action: "write",
-        path: path.to_path_buf(),
-        source,
-    };
+///
+/// A write to a regular file goes to the page cache and is made in place, on the runtime's
+/// worker; anything else (a pipe, a terminal) may block for as long as its reader wants,
+/// so its writes tell the runtime first, which hands the worker's other tasks to another
+/// thread.
+async fn write_output(mut output: File, path: PathBuf, lines: &Lines) -> Result<(), JobError> {
     let regular = output.metadata().is_ok_and(|metadata| metadata.is_file());
+    // `block_in_place` needs workers to hand the others to (a one-thread runtime has none).
+    let may_hand_over = tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::MultiThread;
     let mut length = if regular {
-        output.metadata().map_err(failed)?.len()
+        output
+            .metadata()
+            .map_err(|source| write_failed(&path, source))?
+            .len()
     } else {
         0
     };
     let mut checked = Instant::now();
     let mut waiting = String::new();
     loop {
-        let ended = match wake.recv_timeout(IDENTITY_CHECK) {
-            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
-            // The job is over: what is left is written, then the file is closed.
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => true,
-        };
+        // A timeout only brings the identity check below.
+        let _ = tokio::time::timeout(IDENTITY_CHECK, lines.ready.notified()).await;
+        // The lines of the other requests that finished with this one (woken by the same
+        // turn of the event loop) land first and go in the same write.
+        tokio::task::yield_now().await;
+        // Read before taking: every line pushed before the close is in this take.
+        let ended = lines.closed.load(Ordering::Acquire);
         lines.take(&mut waiting);
         if !waiting.is_empty() {
-            if let Err((kept, source)) = write_lines(&mut output, waiting.as_bytes()) {
+            let written = if regular || !may_hand_over {
+                write_lines(&mut output, waiting.as_bytes())
+            } else {
+                tokio::task::block_in_place(|| write_lines(&mut output, waiting.as_bytes()))
+            };
+            if let Err((kept, source)) = written {
                 if regular {
                     // Best effort: a cut line would be dropped on resume anyway.
                     let _ = output.set_len(length + kept);
                 }
-                return Err(failed(source));
+                return Err(write_failed(&path, source));
             }
             length += waiting.len() as u64;
         }
@@ -1029,16 +1049,33 @@ fn write_output(
         }
         if regular && checked.elapsed() >= IDENTITY_CHECK {
             checked = Instant::now();
-            still_there(&output, path)?;
+            still_there(&output, &path)?;
         }
     }
-    output.flush().map_err(failed)?;
-    if regular {
-        still_there(&output, path)?;
-        // Errors a filesystem reports only when data reaches the disk surface here.
-        output.sync_data().map_err(failed)?;
+    // Syncing may take as long as the disk needs: off the runtime's workers.
+    tokio::task::spawn_blocking(move || {
+        output
+            .flush()
+            .map_err(|source| write_failed(&path, source))?;
+        if regular {
+            still_there(&output, &path)?;
+            // Errors a filesystem reports only when data reaches the disk surface here.
+            output
+                .sync_data()
+                .map_err(|source| write_failed(&path, source))?;
+        }
+        Ok(())
+    })
+    .await
+    .unwrap_or(Ok(()))
+}
+
+fn write_failed(path: &Path, source: std::io::Error) -> JobError {
+    JobError::Io {
+        action: "write",
+        path: path.to_path_buf(),
+        source,
     }
-    Ok(())
 }
 
 /// The output line of a 2xx answer. The body goes in as the server sent it when it is one
