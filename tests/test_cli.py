@@ -11,9 +11,11 @@ from typing import List
 
 import pytest
 
+from distilabel_rs import _core
 from tests.conftest import REPO
 
 ENV = {**os.environ, "DISTILABEL_RS_STANDALONE": "1"}
+EXIT_INTERRUPTED = 130
 
 
 def cli(*args: str, timeout: float = 300, env: dict = ENV) -> subprocess.CompletedProcess:
@@ -128,6 +130,50 @@ def test_sigkill_mid_run_loses_nothing_and_duplicates_nothing(tmp_path: Path) ->
     assert len(ids) == len(set(ids)) == count
     assert rows[: len(first)] == first  # what the first run wrote is kept as it was
     assert f"skipped (already in {output}): {len(first)}" in result.stderr
+
+
+def test_ctrl_c_keeps_every_result_that_came_back(tmp_path: Path) -> None:
+    """Ctrl-C abandons the requests in flight only: every result the server had sent
+    back by then is in the output, and a re-run finishes the job without a duplicate."""
+    count, concurrency = 3000, 16
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        [
+            {"messages": [{"role": "user", "content": f"[[sleep_ms=20]] q{i}"}]}
+            for i in range(count)
+        ],
+    )
+    output = tmp_path / "out.jsonl"
+    mock = _core.MockServer()
+    try:
+        args = ["generate", str(source), "-o", str(output), "--model", "m"]
+        args += ["--base-url", mock.base_url, "--max-concurrency", str(concurrency)]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "distilabel_rs", *args, "--no-progress"],
+            cwd=REPO,
+            env={**ENV, "OPENAI_API_KEY": "sk-test"},
+            stderr=subprocess.PIPE,
+            text=True,
+            # A terminal's Ctrl-C, even where the test runner's children ignore SIGINT.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        deadline = time.monotonic() + 60
+        while not (output.exists() and output.read_text().count("\n") >= 200):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == EXIT_INTERRUPTED, stderr
+        assert "interrupted; finished results are in" in stderr
+        first = read_output(output)  # whole lines only
+        # Sent and not written: at most the requests in flight when Ctrl-C came.
+        assert mock.requests - concurrency <= len(first) < count
+        result = cli(*args, "--no-progress", env={**ENV, "OPENAI_API_KEY": "sk-test"})
+        assert result.returncode == 0, result.stderr
+        ids = [row["custom_id"] for row in read_output(output)]
+        assert len(ids) == len(set(ids)) == count
+    finally:
+        mock.stop()
 
 
 def test_a_line_cut_by_a_kill_is_dropped_and_redone(tmp_path: Path) -> None:

@@ -268,7 +268,8 @@ class GenerateJob:
     """A running `distilabel-rs generate` job."""
 
     def wait(self, timeout: float | None = None) -> bool: ...
-    def cancel(self) -> None: ...
+    def cancel(self) -> None:
+        """Stops the job; the results that had come back are written and synced first."""
     def progress(self) -> tuple[int, int, int, int, int, int, int, int, int | None]:
         """`(total read, done, failed, retried, in_flight, skipped, malformed, tokens,
         limit)`; `limit`: the concurrency limit in force (it moves with `"auto"`), `None`

@@ -85,6 +85,10 @@ pub struct JobProgress {
     pub skipped: AtomicUsize,
     pub malformed: AtomicUsize,
     pub tokens: AtomicU64,
+    /// True while the writer runs, including after the job was cancelled (dropped): it
+    /// then writes the lines that had landed and syncs OUTPUT, which a caller that wants
+    /// them kept waits for before exiting.
+    pub writing: AtomicBool,
 }
 
 /// Line numbers and reasons of the malformed lines that were skipped.
@@ -207,11 +211,14 @@ pub async fn run_job(
     let output_path = config.output.clone();
     let writer_stop = Arc::clone(&stop);
     let writer_lines = Arc::clone(&lines);
+    let writer_progress = Arc::clone(&progress);
+    progress.writing.store(true, Ordering::Release);
     let writer = tokio::spawn(async move {
         if let Err(error) = write_output(output, output_path, &writer_lines).await {
             writer_lines.gone.store(true, Ordering::Relaxed);
             writer_stop.fail(error);
         }
+        writer_progress.writing.store(false, Ordering::Release);
     });
     // Also when the job is cancelled (dropped): the writer writes what landed, then ends.
     let closing = ClosesOnDrop(Arc::clone(&lines));

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use distilabel_rs_core::adaptive::{ConcurrencyLimit, InvalidConcurrency};
 use distilabel_rs_core::generate_job::{
@@ -22,6 +23,9 @@ use crate::client::NativeClient;
 use crate::errors::IntoPyErr;
 use crate::fanout::concurrency_limit;
 use crate::task::{Finished, runtime};
+
+/// How long `cancel` waits for the last results to be written and synced.
+const CANCEL_WRITE_GRACE: Duration = Duration::from_secs(10);
 
 type Outcome = Result<Summary, JobError>;
 
@@ -167,9 +171,17 @@ impl GenerateJob {
         self.finished.wait(py, timeout)
     }
 
-    /// Stops the job; every result already written stays in the output.
-    fn cancel(&self) {
+    /// Stops the job: the requests in flight are abandoned (a re-run sends them again);
+    /// the results that had come back are written and OUTPUT synced before this returns
+    /// (waiting at most [`CANCEL_WRITE_GRACE`] for a disk that does not answer).
+    fn cancel(&self, py: Python<'_>) {
         self.abort.abort();
+        py.detach(|| {
+            let deadline = Instant::now() + CANCEL_WRITE_GRACE;
+            while self.progress.writing.load(Ordering::Acquire) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
     }
 
     /// `(total read, done, failed, retried, in_flight, skipped, malformed, tokens, limit)`;
