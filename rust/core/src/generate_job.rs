@@ -154,11 +154,7 @@ pub async fn run_job(
         .create(true)
         .append(true)
         .open(&config.output)
-        .map_err(|source| JobError::Io {
-            action: "write",
-            path: config.output.clone(),
-            source,
-        })?;
+        .map_err(|source| write_failed(&config.output, source))?;
     let input = open_input(&config)?;
     let stop = Arc::new(Stop::default());
 
@@ -1158,11 +1154,7 @@ pub fn append_results<'a>(
     results: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<usize, JobError> {
     let done = finished_ids(output)?;
-    let failed = |source| JobError::Io {
-        action: "write",
-        path: output.to_path_buf(),
-        source,
-    };
+    let failed = |source| write_failed(output, source);
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
